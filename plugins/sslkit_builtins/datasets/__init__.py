@@ -1,0 +1,1 @@
+"""Built-in dataset providers, one plugin module each."""

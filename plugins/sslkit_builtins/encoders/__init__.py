@@ -1,0 +1,1 @@
+"""Built-in encoders, one plugin module each."""

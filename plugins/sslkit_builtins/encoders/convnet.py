@@ -1,0 +1,66 @@
+"""The reference studies' RotNet encoder: six 3x3 convolutions (32, 32, 32, 64, 64, 64) with two max-pools,
+then a fully connected layer (3136 -> 1024 on 28x28 images)."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from sslkit import Component, hookimpl
+
+
+def _conv(c_in: int, c_out: int, batch_norm: bool) -> list[nn.Module]:
+    layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, 3, padding=1, bias=not batch_norm)]
+    if batch_norm:
+        layers.append(nn.BatchNorm2d(c_out))
+    layers.append(nn.ReLU(inplace=True))
+    return layers
+
+
+class ConvNet(nn.Module):
+    def __init__(
+        self,
+        in_chans: int,
+        image_size: int,
+        width: int = 32,
+        feature_dim: int = 1024,
+        batch_norm: bool = True,
+    ) -> None:
+        super().__init__()
+        w1, w2 = width, 2 * width
+        self.trunk = nn.Sequential(
+            *_conv(in_chans, w1, batch_norm),
+            *_conv(w1, w1, batch_norm),
+            *_conv(w1, w1, batch_norm),
+            nn.MaxPool2d(2),
+            *_conv(w1, w2, batch_norm),
+            *_conv(w2, w2, batch_norm),
+            *_conv(w2, w2, batch_norm),
+            nn.MaxPool2d(2),
+        )
+        side = image_size // 4
+        self.fc = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(w2 * side * side, feature_dim, bias=not batch_norm),
+            *([nn.BatchNorm1d(feature_dim)] if batch_norm else []),
+            nn.ReLU(inplace=True),
+        )
+        self.feature_dim = feature_dim
+        self.feature_map_channels = w2  # for decoders that start from the last feature map
+
+    def feature_map(self, x: Tensor) -> Tensor:
+        return self.trunk(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(self.trunk(x))
+
+
+@hookimpl
+def sslkit_encoders() -> list[Component]:
+    return [
+        Component(
+            "convnet",
+            ConvNet,
+            "six 3x3 convs (32-32-32-64-64-64) with max-pooling, then a 1024-d layer",
+            {"width": 32, "feature_dim": 1024, "batch_norm": True},
+        )
+    ]

@@ -1,0 +1,1 @@
+"""Built-in evaluators, one plugin module each."""

@@ -1,0 +1,1 @@
+"""Built-in pretext tasks, one module each."""

@@ -1,0 +1,48 @@
+"""RotNet (Gidaris et al. 2018): predict which of 0/90/180/270 degrees an image was rotated by.
+
+Every image of a batch appears in all four rotations in that same batch, as in the official code."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from sslkit import Batch, Component, DataInfo, Pretext, hookimpl
+from sslkit.data import augment
+
+
+class Rotation(Pretext):
+    defaults = {
+        "epochs": 2,
+        "batch_size": 128,
+        "lr": 0.1,
+        "weight_decay": 5e-4,
+        "optimizer": "sgd",
+        "warmup_epochs": 0.2,
+    }
+
+    def __init__(self, encoder: nn.Module, info: DataInfo, augment: bool = True) -> None:
+        super().__init__(encoder, info)
+        self.head = nn.Linear(encoder.feature_dim, 4)
+        self.augment = augment
+
+    def losses(self, batch: Batch) -> dict[str, Tensor]:
+        x = batch.images
+        if self.augment:
+            x = augment.light_augment(x, flip=self.info.flips)
+        rotated, target = augment.all_rotations(x)
+        logits = self.head(self.encoder(self.info.normalize(rotated)))
+        loss = F.cross_entropy(logits, target)
+        return {"loss": loss, "accuracy": (logits.argmax(1) == target).float().mean()}
+
+
+@hookimpl
+def sslkit_pretexts() -> list[Component]:
+    return [
+        Component(
+            "rotation",
+            Rotation,
+            "RotNet: predict the rotation (0/90/180/270) of every image",
+            {"augment": True},
+        )
+    ]

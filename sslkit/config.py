@@ -1,0 +1,145 @@
+"""A run's configuration: defaults, then a TOML file, then command-line flags; validated in one place."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sslkit.errors import UsageError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+@dataclass
+class RunConfig:
+    pretext: str = "rotation"
+    encoder: str = "convnet"
+    data: str = "digits"
+    labels: int | None = 100  # None: every training label
+    labels_per_class: int | None = None
+    epochs: int | None = None  # None: the pretext's recipe
+    batch_size: int | None = None
+    lr: float | None = None
+    weight_decay: float | None = None
+    optimizer: str | None = None
+    seed: int = 0
+    device: str = "auto"
+    data_root: str | None = None
+    download: bool = True
+    eval: list[str] = field(default_factory=lambda: ["linear"])
+    out: str = "runs"
+    amp: bool = True  # bfloat16 autocast on CUDA; ignored on CPU
+    compile: bool = False
+    checkpoint_every: float = 300.0  # seconds between mid-epoch checkpoints (0: only at epoch ends)
+    on_nan: str = "stop"  # or "lower-lr": halve the learning rate and resume from the last checkpoint
+    pretext_options: dict[str, Any] = field(default_factory=dict)
+    encoder_options: dict[str, Any] = field(default_factory=dict)
+    data_options: dict[str, Any] = field(default_factory=dict)
+    eval_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "config") -> RunConfig:
+        cfg = cls()
+        cfg.update(values, source)
+        return cfg
+
+    def update(self, values: dict[str, Any], source: str) -> None:
+        names = {f.name: f for f in dataclasses.fields(self)}
+        for key, value in values.items():
+            key = key.replace("-", "_")
+            if key not in names:
+                raise UsageError(
+                    f"{source}: unknown setting {key!r}; known settings: {', '.join(sorted(names))}"
+                )
+            setattr(self, key, _check_type(key, value, names[key].type, source))
+        self.validate()
+
+    def validate(self) -> None:
+        def positive(name: str, value: float | None) -> None:
+            if value is not None and value <= 0:
+                raise UsageError(f"--{name.replace('_', '-')} must be positive, got {value}")
+
+        for name in ("labels", "labels_per_class", "epochs", "batch_size", "lr"):
+            positive(name, getattr(self, name))
+        if self.weight_decay is not None and self.weight_decay < 0:
+            raise UsageError(f"--weight-decay must be >= 0, got {self.weight_decay}")
+        if self.checkpoint_every < 0:
+            raise UsageError(f"--checkpoint-every must be >= 0 seconds, got {self.checkpoint_every}")
+        if self.optimizer not in (None, "sgd", "adamw", "adam"):
+            raise UsageError(f"--optimizer must be sgd, adamw or adam, got {self.optimizer!r}")
+        if self.on_nan not in ("stop", "lower-lr"):
+            raise UsageError(f"--on-nan must be 'stop' or 'lower-lr', got {self.on_nan!r}")
+        if self.labels is not None and self.labels_per_class is not None:
+            raise UsageError("give either --labels or --labels-per-class, not both")
+
+
+def _check_type(key: str, value: Any, annotation: str, source: str) -> Any:
+    kind = str(annotation)
+    where = f"{source}: {key}"
+    if kind.startswith("dict"):
+        if not isinstance(value, dict):
+            raise UsageError(f"{where} must be a table of options, got {value!r}")
+        return value
+    if kind.startswith("list"):
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise UsageError(f"{where} must be a list of names, got {value!r}")
+        return value
+    if value is None and "None" in kind:
+        return None
+    if kind.startswith("bool"):
+        if not isinstance(value, bool):
+            raise UsageError(f"{where} must be true or false, got {value!r}")
+        return value
+    if kind.startswith("int"):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise UsageError(f"{where} must be an integer, got {value!r}")
+        return value
+    if kind.startswith("float"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise UsageError(f"{where} must be a number, got {value!r}")
+        return float(value)
+    if kind.startswith("str"):
+        if not isinstance(value, str):
+            raise UsageError(f"{where} must be a string, got {value!r}")
+        return value
+    raise AssertionError(f"unhandled setting type {kind}")
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise UsageError(f"config file {path} does not exist; check the path given to --config") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"config file {path} is not valid TOML ({exc}); fix the file") from None
+
+
+def parse_value(text: str) -> Any:
+    """A command-line option value: a TOML literal (``0.5``, ``true``, ``[1, 2]``) or else a plain string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def parse_assignments(items: list[str], flag: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"{flag} expects KEY=VALUE, got {item!r}")
+        out[key.strip()] = parse_value(value.strip())
+    return out

@@ -1,0 +1,76 @@
+"""Label budgets: which training images keep their labels. Balanced per class and seeded."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from sslkit.errors import UsageError
+
+
+@dataclass
+class LabelBudget:
+    labeled: Tensor  # indices into the training split, sorted
+    unlabeled: Tensor  # the rest of the training split, sorted
+
+    @property
+    def digest(self) -> str:
+        """A short hash of the chosen indices, recorded in config.json to prove two runs saw the same labels."""
+        return hashlib.sha256(self.labeled.numpy().astype("int64").tobytes()).hexdigest()[:16]
+
+
+def split_budget(
+    labels: Tensor, n_labels: int | None, seed: int, per_class: int | None = None
+) -> LabelBudget:
+    """Pick ``n_labels`` indices balanced over classes (``per_class`` each, if given), seeded.
+
+    ``n_labels=None`` keeps every label. When ``n_labels`` is not a multiple of the number of classes, the
+    remainder goes one each to randomly chosen classes. Multi-label targets (2-D) are drawn uniformly.
+    """
+    n = len(labels)
+    everything = torch.arange(n)
+    if n_labels is None and per_class is None:
+        return LabelBudget(everything, everything[:0])
+    gen = torch.Generator().manual_seed(seed)
+    if labels.ndim > 1:
+        if per_class is not None:
+            raise UsageError(
+                "--labels-per-class needs single-label data; use --labels N for multi-label data"
+            )
+        _check(n_labels, n)
+        chosen = torch.randperm(n, generator=gen)[:n_labels]
+    else:
+        classes = torch.unique(labels)
+        k = len(classes)
+        if per_class is not None:
+            quota = torch.full((k,), per_class)
+        else:
+            _check(n_labels, n)
+            quota = torch.full((k,), n_labels // k)
+            quota[torch.randperm(k, generator=gen)[: n_labels % k]] += 1
+        chosen_parts = []
+        for c, q in zip(classes.tolist(), quota.tolist()):
+            members = (labels == c).nonzero().flatten()
+            if q > len(members):
+                raise UsageError(
+                    f"class {c} has only {len(members)} training images but the budget asks for {q}; "
+                    "lower --labels/--labels-per-class"
+                )
+            chosen_parts.append(members[torch.randperm(len(members), generator=gen)[:q]])
+        chosen = torch.cat(chosen_parts)
+    chosen = chosen.sort().values
+    mask = torch.ones(n, dtype=torch.bool)
+    mask[chosen] = False
+    return LabelBudget(chosen, everything[mask])
+
+
+def _check(n_labels: int | None, n: int) -> None:
+    if n_labels is None or n_labels < 1:
+        raise UsageError(f"--labels must be a positive integer or 'all', got {n_labels}")
+    if n_labels > n:
+        raise UsageError(
+            f"--labels {n_labels} is more than the {n} training images; use at most {n} or 'all'"
+        )

@@ -1,0 +1,81 @@
+"""Atomic, verified checkpoints.
+
+A checkpoint is written to a temporary file in the same directory, flushed to disk, then renamed over the old
+one, so a kill at any moment leaves either the previous checkpoint or the new one, never half of one. Its SHA-256
+sits in a sidecar file written the same way; a file that does not match is refused. Loading never unpickles
+arbitrary objects (``weights_only=True``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sslkit.errors import UsageError
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Serialize ``state`` (tensors, numbers, strings, lists, dicts) atomically with its checksum.
+
+    The checksum is written first under a new name, so the pair is consistent: the old checkpoint stays valid
+    until the rename of the new one, and the sidecar lists the digests of both during the switch."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    data = buffer.getvalue()
+    digest = hashlib.sha256(data).hexdigest()
+    side = _sidecar(path)
+    previous = _read_digests(side)[-1:] if side.exists() else []
+    atomic_write_text(side, json.dumps({"sha256": [*previous, digest]}))
+    atomic_write_bytes(path, data)
+    atomic_write_text(side, json.dumps({"sha256": [digest]}))
+
+
+def _read_digests(side: Path) -> list[str]:
+    try:
+        return list(json.loads(side.read_text())["sha256"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+
+
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint`, refusing it if it is truncated or altered."""
+    if not path.exists():
+        raise UsageError(
+            f"no checkpoint at {path}; the run never finished an epoch, start it again without --resume"
+        )
+    data = path.read_bytes()
+    digests = _read_digests(_sidecar(path))
+    if hashlib.sha256(data).hexdigest() not in digests:
+        raise UsageError(
+            f"checkpoint {path} is corrupt (its SHA-256 does not match {_sidecar(path).name}); "
+            "delete it to start over, or restore it from a backup"
+        )
+    try:
+        return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
+    except Exception as exc:
+        raise UsageError(
+            f"checkpoint {path} cannot be read ({type(exc).__name__}: {exc}); delete it to start over"
+        ) from None

@@ -1,0 +1,228 @@
+"""The pretraining loop: index batches from device-resident uint8 tensors, step the pretext, log each epoch to
+``metrics.jsonl`` and checkpoint atomically at epoch ends (and every ``checkpoint_every`` seconds), so a killed
+run resumes to exactly the numbers an uninterrupted one reaches."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from sslkit.engine import distributed as dist
+from sslkit.engine.checkpoint import load_checkpoint, save_checkpoint
+from sslkit.interfaces import Batch, Pretext, Split
+from sslkit.report.progress import console, training_progress
+
+
+class Diverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class Schedule:
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    optimizer: str
+    warmup_epochs: float = 1.0
+    checkpoint_every: float = 300.0  # seconds
+    on_nan: str = "stop"
+
+
+@dataclass
+class Trainer:
+    pretext: Pretext
+    pool: Tensor  # uint8 (N, C, H, W), on the device when it fits
+    labeled: Split | None
+    schedule: Schedule
+    device: torch.device
+    seed: int
+    run_dir: Path | None = None
+    show_progress: bool = True
+    on_epoch_end: list[Callable[[int, dict[str, Any]], dict[str, Any] | None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.rank, self.world = dist.rank(), dist.world_size()
+        source = len(self.labeled) if self.pretext.trains_on == "labeled" and self.labeled else len(self.pool)
+        if source == 0:
+            raise ValueError("nothing to train on: the pool is empty")
+        global_batch = min(self.schedule.batch_size, source)
+        self.local_batch = max(1, global_batch // self.world)
+        self.steps_per_epoch = max(1, source // (self.local_batch * self.world))
+        self.source_size = source
+        self.model = dist.wrap(self.pretext, self.device)
+        s = self.schedule
+        self.optimizers = self.pretext.make_optimizers(s.lr, s.weight_decay, s.optimizer)
+        total = s.epochs * self.steps_per_epoch
+        warmup = max(1, int(s.warmup_epochs * self.steps_per_epoch))
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+
+        self.schedulers = [torch.optim.lr_scheduler.LambdaLR(o, factor) for o in self.optimizers]
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=False)
+        self.epoch, self.step_in_epoch, self.sums, self.count = 0, 0, {}, 0
+
+    # ------------------------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        rng = {"cpu": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return {
+            "pretext": self.pretext.state_dict(),
+            "optimizers": [o.state_dict() for o in self.optimizers],
+            "schedulers": [s.state_dict() for s in self.schedulers],
+            "scaler": self.scaler.state_dict(),
+            "epoch": self.epoch,
+            "step_in_epoch": self.step_in_epoch,
+            "sums": {k: float(v) for k, v in self.sums.items()},
+            "count": self.count,
+            "rng": rng,
+            "lr": self.schedule.lr,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.pretext.load_state_dict(state["pretext"])
+        for o, s in zip(self.optimizers, state["optimizers"]):
+            o.load_state_dict(s)
+        for sch, s in zip(self.schedulers, state["schedulers"]):
+            sch.load_state_dict(s)
+        self.scaler.load_state_dict(state["scaler"])
+        self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
+        self.sums = {k: torch.tensor(v, dtype=torch.float64) for k, v in state["sums"].items()}
+        self.count = state["count"]
+        torch.set_rng_state(state["rng"]["cpu"])
+        if "cuda" in state["rng"] and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
+
+    @property
+    def checkpoint_path(self) -> Path | None:
+        return self.run_dir / "checkpoint.pt" if self.run_dir else None
+
+    def save(self) -> None:
+        if self.checkpoint_path and self.rank == 0:
+            save_checkpoint(self.checkpoint_path, self.state_dict())
+        dist.barrier()
+
+    def resume(self) -> None:
+        assert self.checkpoint_path is not None
+        self.load_state_dict(load_checkpoint(self.checkpoint_path, map_location="cpu"))
+        self._truncate_metrics()
+
+    # ------------------------------------------------------------------------------------ data
+    def epoch_order(self, epoch: int) -> Tensor:
+        """This rank's shuffled index for ``epoch``: a function of (seed, epoch) alone, so resume can skip into it."""
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        order = torch.randperm(self.source_size, generator=gen)
+        used = order[: self.steps_per_epoch * self.local_batch * self.world]
+        return used.view(self.steps_per_epoch, self.world, self.local_batch)[:, self.rank]
+
+    def make_batch(self, index: Tensor) -> Batch:
+        index = index.to(self.pool.device if self.pretext.trains_on == "pool" else self.labeled.images.device)
+        if self.pretext.trains_on == "labeled":
+            assert self.labeled is not None
+            images = _to_float(self.labeled.images[index], self.device)
+            return Batch(images, images, self.labeled.labels[index].to(self.device))
+        batch = Batch(_to_float(self.pool[index], self.device))
+        if self.pretext.uses_labels:
+            assert self.labeled is not None and len(self.labeled) > 0
+            pick = torch.randint(0, len(self.labeled), (self.local_batch,))
+            batch.labeled_images = _to_float(
+                self.labeled.images[pick.to(self.labeled.images.device)], self.device
+            )
+            batch.labels = self.labeled.labels[pick.to(self.labeled.labels.device)].to(self.device)
+        return batch
+
+    # ------------------------------------------------------------------------------------ loop
+    def fit(self) -> list[dict[str, Any]]:
+        history: list[dict[str, Any]] = []
+        s = self.schedule
+        last_save = time.monotonic()
+        with training_progress(self.show_progress and self.rank == 0) as progress:
+            task = progress.add_task("pretrain", total=s.epochs * self.steps_per_epoch, loss="-", ips="-")
+            progress.update(task, completed=self.epoch * self.steps_per_epoch + self.step_in_epoch)
+            while self.epoch < s.epochs:
+                dist.set_epoch(self.model, self.epoch)
+                order = self.epoch_order(self.epoch)
+                progress.update(task, description=f"epoch {self.epoch + 1}/{s.epochs}")
+                self.pretext.train()
+                t0, images_seen = time.perf_counter(), 0
+                while self.step_in_epoch < self.steps_per_epoch:
+                    batch = self.make_batch(order[self.step_in_epoch])
+                    terms = self.pretext.train_step(batch, self.optimizers, self.scaler)
+                    self._check_finite(terms)
+                    for sch in self.schedulers:
+                        sch.step()
+                    for k, v in terms.items():
+                        self.sums[k] = self.sums.get(k, torch.zeros((), dtype=torch.float64)) + float(v)
+                    self.count += 1
+                    self.step_in_epoch += 1
+                    images_seen += len(batch.images) * self.world
+                    if self.step_in_epoch % 10 == 0 or self.step_in_epoch == self.steps_per_epoch:
+                        ips = images_seen / max(1e-9, time.perf_counter() - t0)
+                        loss = float(self.sums["loss"]) / self.count
+                        progress.update(task, advance=0, loss=f"{loss:.4f}", ips=f"{ips:,.0f}")
+                    progress.advance(task)
+                    if s.checkpoint_every and time.monotonic() - last_save > s.checkpoint_every:
+                        self.save()
+                        last_save = time.monotonic()
+                record = self._end_epoch(time.perf_counter() - t0, images_seen)
+                history.append(record)
+                last_save = time.monotonic()
+        return history
+
+    def _end_epoch(self, seconds: float, images_seen: int) -> dict[str, Any]:
+        record: dict[str, Any] = {"epoch": self.epoch + 1}
+        record.update({k: float(v) / max(1, self.count) for k, v in self.sums.items()})
+        record["lr"] = self.schedulers[0].get_last_lr()[0]
+        record["seconds"] = round(seconds, 3)
+        record["images_per_s"] = round(images_seen / max(seconds, 1e-9), 1)
+        for hook in self.on_epoch_end:
+            extra = hook(self.epoch, record)
+            if extra:
+                record.update(extra)
+        if self.run_dir and self.rank == 0:
+            self.pretext.save_artifacts(self.run_dir, self.epoch + 1)
+            with open(self.run_dir / "metrics.jsonl", "a") as fh:
+                fh.write(json.dumps(record) + "\n")
+        self.epoch += 1
+        self.step_in_epoch, self.sums, self.count = 0, {}, 0
+        self.save()
+        return record
+
+    def _truncate_metrics(self) -> None:
+        """Drop log lines of epochs the checkpoint has not finished (written before a kill, redone on resume)."""
+        if not self.run_dir or self.rank != 0:
+            return
+        path = self.run_dir / "metrics.jsonl"
+        if path.exists():
+            lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+            keep = [ln for ln in lines if json.loads(ln)["epoch"] <= self.epoch]
+            path.write_text("".join(ln + "\n" for ln in keep))
+
+    def _check_finite(self, terms: dict[str, Tensor]) -> None:
+        loss = float(terms["loss"])
+        if math.isfinite(loss):
+            return
+        step = self.epoch * self.steps_per_epoch + self.step_in_epoch + 1
+        detail = ", ".join(f"{k}={float(v):.4g}" for k, v in terms.items())
+        raise Diverged(f"loss became {loss} at step {step} (epoch {self.epoch + 1}): {detail}")
+
+
+def _to_float(images: Tensor, device: torch.device) -> Tensor:
+    return images.to(device, non_blocking=True).float().div_(255)
+
+
+def log(msg: str) -> None:
+    if dist.rank() == 0:
+        console.print(msg)

@@ -1,0 +1,5 @@
+"""The one exception type that the command line turns into a one-line message and exit code 2."""
+
+
+class UsageError(Exception):
+    """Bad input from the user: the message names the problem and the fix, on one line."""

@@ -1,0 +1,41 @@
+"""Frozen features: one batched, no-grad pass per split, shared by every frozen-feature evaluator."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from sslkit.interfaces import DataInfo, Split
+
+
+@torch.inference_mode()
+def extract_features(
+    encoder: nn.Module, images: Tensor, info: DataInfo, device: torch.device, batch_size: int = 1024
+) -> Tensor:
+    """Encoder features of uint8 ``images`` in eval mode, as float32 on the CPU."""
+    was_training = encoder.training
+    encoder.eval()
+    out = []
+    for start in range(0, len(images), batch_size):
+        x = images[start : start + batch_size].to(device, non_blocking=True).float().div_(255)
+        out.append(encoder(info.normalize(x)).float().cpu())
+    encoder.train(was_training)
+    dim = getattr(encoder, "feature_dim", 0)
+    return torch.cat(out) if out else torch.empty(0, dim)
+
+
+class FeatureCache:
+    """``cache("labeled")`` / ``cache("test")``: features computed on first use, then reused."""
+
+    def __init__(
+        self, encoder: nn.Module, splits: dict[str, Split], info: DataInfo, device: torch.device
+    ) -> None:
+        self.encoder, self.splits, self.info, self.device = encoder, splits, info, device
+        self._cache: dict[str, Tensor] = {}
+
+    def __call__(self, split: str) -> Tensor:
+        if split not in self._cache:
+            self._cache[split] = extract_features(
+                self.encoder, self.splits[split].images, self.info, self.device
+            )
+        return self._cache[split]

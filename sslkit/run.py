@@ -1,0 +1,311 @@
+"""``sslkit run``: config -> registry -> dataset -> label budget -> encoder + pretext -> training -> evaluators."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sslkit.config import RunConfig
+from sslkit.data import default_data_root, split_budget
+from sslkit.engine.checkpoint import atomic_write_text
+from sslkit.engine.loop import Diverged, Schedule, Trainer, log
+from sslkit.errors import UsageError
+from sslkit.features import FeatureCache
+from sslkit.interfaces import DatasetBundle, EvalContext, Pretext, Split
+from sslkit.registry import Registry, check_options, load_registry
+
+DEFAULT_RECIPE = {"epochs": 10, "batch_size": 256, "lr": 0.05, "weight_decay": 5e-4, "optimizer": "sgd"}
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    results: dict[str, dict[str, float]]
+    history: list[dict[str, Any]]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(
+            f"device {name!r} asked for but CUDA is not available here; use --device cpu or auto"
+        )
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise UsageError(
+            f"device {name!r} does not exist; this machine has {torch.cuda.device_count()} GPU(s)"
+        )
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise UsageError(f"unsupported device {name!r}; use auto, cpu, cuda or cuda:N")
+    return device
+
+
+def load_data(registry: Registry, cfg: RunConfig) -> DatasetBundle:
+    root = Path(cfg.data_root).expanduser() if cfg.data_root else default_data_root()
+    return registry.build("dataset", cfg.data, root, cfg.download, options=cfg.data_options)
+
+
+def check_names(registry: Registry, cfg: RunConfig) -> None:
+    """Fail on any unknown name or option before anything is loaded or written."""
+    for kind, name, options in (
+        ("dataset", cfg.data, cfg.data_options),
+        ("encoder", cfg.encoder, cfg.encoder_options),
+        ("pretext", cfg.pretext, cfg.pretext_options),
+    ):
+        check_options(registry.get(kind, name), options)
+    for name in cfg.eval:
+        check_options(registry.get("evaluator", name), cfg.eval_options.get(name, {}))
+    unused = set(cfg.eval_options) - set(cfg.eval)
+    if unused:
+        raise UsageError(f"options given for evaluator(s) {', '.join(sorted(unused))} that are not in --eval")
+
+
+def recipe(pretext: Pretext, cfg: RunConfig) -> Schedule:
+    merged = {**DEFAULT_RECIPE, **pretext.defaults}
+    for key in DEFAULT_RECIPE:
+        if getattr(cfg, key) is not None:
+            merged[key] = getattr(cfg, key)
+    return Schedule(
+        epochs=int(merged["epochs"]),
+        batch_size=int(merged["batch_size"]),
+        lr=float(merged["lr"]),
+        weight_decay=float(merged["weight_decay"]),
+        optimizer=str(merged["optimizer"]),
+        warmup_epochs=float(merged.get("warmup_epochs", 1.0)),
+        checkpoint_every=cfg.checkpoint_every,
+        on_nan=cfg.on_nan,
+    )
+
+
+def new_run_dir(cfg: RunConfig) -> Path:
+    parent = Path(cfg.out)
+    parent.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = f"{stamp}-{cfg.data}-{cfg.pretext}-{cfg.encoder}".replace(":", "_").replace("/", "_")
+    for suffix in [""] + [f"-{i}" for i in range(2, 1000)]:
+        path = parent / (base + suffix)
+        try:
+            path.mkdir()  # atomic: two runs started in the same second get different directories
+            return path
+        except FileExistsError:
+            continue
+    raise UsageError(f"could not create a run directory under {parent}")
+
+
+def acquire_lock(run_dir: Path) -> None:
+    """One live process per run directory; a lock left by a dead process is taken over."""
+    lock = run_dir / "run.lock"
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        try:
+            pid = int(lock.read_text().strip() or 0)
+        except (OSError, ValueError):
+            pid = 0
+        if pid and pid != os.getpid() and _alive(pid):
+            raise UsageError(
+                f"run directory {run_dir} is in use by process {pid}; wait for it or kill it"
+            ) from None
+        lock.unlink(missing_ok=True)
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(str(os.getpid()))
+
+
+def release_lock(run_dir: Path) -> None:
+    (run_dir / "run.lock").unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def environment() -> dict[str, Any]:
+    import importlib.metadata as md
+
+    versions = {}
+    for dist in ("sslkit", "torch", "torchvision", "timm", "faiss-cpu", "numpy", "pluggy"):
+        with contextlib.suppress(md.PackageNotFoundError):
+            versions[dist] = md.version(dist)
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return {
+        "versions": versions,
+        "git_commit": commit or None,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cuda": torch.version.cuda,
+    }
+
+
+def read_run_config(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "config.json"
+    if not run_dir.is_dir() or not path.exists():
+        raise UsageError(
+            f"{run_dir} is not an sslkit run directory (no config.json); pass a directory made by `sslkit run`"
+        )
+    try:
+        return json.loads(path.read_text())
+    except ValueError:
+        raise UsageError(f"{path} is not valid JSON; the run directory is damaged") from None
+
+
+def run(
+    cfg: RunConfig, resume: Path | None = None, registry: Registry | None = None, quiet: bool = False
+) -> RunResult:
+    registry = registry or load_registry()
+    if resume is not None:
+        saved = read_run_config(resume)
+        cfg = RunConfig.from_dict(saved["config"], source=str(resume / "config.json"))
+    check_names(registry, cfg)
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+
+    bundle = load_data(registry, cfg)
+    info, train = bundle.info, bundle.train
+    budget = split_budget(train.labels, cfg.labels, cfg.seed, cfg.labels_per_class)
+    labeled = train.subset(budget.labeled)
+    pool = train.images[budget.unlabeled]
+    if bundle.unlabeled is not None:
+        pool = torch.cat([pool, bundle.unlabeled])
+
+    torch.manual_seed(cfg.seed)
+    encoder = registry.build(
+        "encoder", cfg.encoder, info.in_chans, info.image_size, options=cfg.encoder_options
+    )
+    pretext: Pretext = registry.build("pretext", cfg.pretext, encoder, info, options=cfg.pretext_options)
+    pretext.to(device)
+    schedule = recipe(pretext, cfg)
+    if pretext.trains_on == "pool" and len(pool) == 0:
+        raise UsageError("the unlabeled pool is empty (every training image is labeled); lower --labels")
+
+    run_dir = resume or new_run_dir(cfg)
+    acquire_lock(run_dir)
+    try:
+        if resume is None:
+            record = {
+                "config": cfg.to_dict(),
+                "schedule": schedule.__dict__,
+                "data": {
+                    "train": len(train),
+                    "test": len(bundle.test),
+                    "labeled": len(labeled),
+                    "pool": len(pool),
+                    "labels_sha256": budget.digest,
+                    "classes": info.classes,
+                },
+                "device": str(device),
+                **environment(),
+            }
+            atomic_write_text(run_dir / "config.json", json.dumps(record, indent=2))
+        if not quiet:
+            log(
+                f"[bold]run[/] {run_dir}  ({info.name}: {len(labeled)} labeled, {len(pool)} unlabeled, "
+                f"{len(bundle.test)} test; {cfg.pretext} on {cfg.encoder}, {schedule.epochs} epochs, {device})"
+            )
+
+        on_device = pool.to(device) if device.type == "cuda" else pool
+        trainer = Trainer(
+            pretext,
+            on_device,
+            _to(labeled, device),
+            schedule,
+            device,
+            cfg.seed,
+            run_dir,
+            show_progress=not quiet,
+        )
+        if resume is not None and (run_dir / "checkpoint.pt").exists():
+            trainer.resume()
+            log(f"resumed at epoch {trainer.epoch + 1}, step {trainer.step_in_epoch}")
+        t0 = time.perf_counter()
+        try:
+            history = trainer.fit()
+        except Diverged as exc:
+            raise UsageError(
+                f"{exc}; the last good checkpoint is kept in {run_dir}. Lower --lr and --resume, "
+                "or pass --on-nan lower-lr"
+            ) from None
+        train_seconds = time.perf_counter() - t0
+        save_encoder(encoder, run_dir)
+        results = evaluate(registry, cfg, pretext, encoder, info, labeled, bundle.test, device, run_dir)
+        summary = {"results": results, "train_seconds": round(train_seconds, 2), "labeled": len(labeled)}
+        atomic_write_text(run_dir / "results.json", json.dumps(summary, indent=2))
+        _write_report(run_dir)
+    finally:
+        release_lock(run_dir)
+    return RunResult(run_dir, results, history)
+
+
+def _to(split: Split, device: torch.device) -> Split:
+    return Split(split.images.to(device), split.labels.to(device))
+
+
+def save_encoder(encoder: torch.nn.Module, run_dir: Path) -> None:
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
+    tmp = run_dir / ".encoder.safetensors.tmp"
+    save_file(state, str(tmp))
+    os.replace(tmp, run_dir / "encoder.safetensors")
+
+
+def evaluate(
+    registry: Registry,
+    cfg: RunConfig,
+    pretext: Pretext | None,
+    encoder: torch.nn.Module,
+    info: Any,
+    labeled: Split,
+    test: Split,
+    device: torch.device,
+    run_dir: Path | None,
+) -> dict[str, dict[str, float]]:
+    if len(labeled) == 0:
+        raise UsageError("the labeled split is empty; evaluators need --labels of at least one per class")
+    features = FeatureCache(encoder, {"labeled": labeled, "test": test}, info, device)
+    ctx = EvalContext(encoder, pretext, info, labeled, test, features, device, run_dir, cfg.seed)
+    results: dict[str, dict[str, float]] = {}
+    for name in cfg.eval:
+        evaluator = registry.build("evaluator", name, options=cfg.eval_options.get(name, {}))
+        torch.manual_seed(cfg.seed)
+        result = evaluator.evaluate(ctx)
+        results[name] = result.metrics
+        if run_dir is not None and (result.details or result.artifacts):
+            atomic_write_text(
+                run_dir / f"eval-{name}.json",
+                json.dumps({"artifacts": result.artifacts, **result.details}, indent=2),
+            )
+    return results
+
+
+def _write_report(run_dir: Path) -> None:
+    try:
+        from sslkit.report.html import write_report
+    except ImportError:
+        return
+    write_report([run_dir], run_dir / "report.html")
