@@ -54,8 +54,12 @@ class RunConfig:
 
     def update(self, values: dict[str, Any], source: str) -> None:
         names = {f.name: f for f in dataclasses.fields(self)}
+        values = {k.replace("-", "_"): v for k, v in values.items()}
+        if values.get("labels") == "all":  # TOML has no null: `labels = "all"` keeps every label
+            values["labels"] = None
+        if values.get("labels_per_class") is not None and "labels" not in values:
+            values["labels"] = None  # a per-class budget replaces the default --labels 100
         for key, value in values.items():
-            key = key.replace("-", "_")
             if key not in names:
                 raise UsageError(
                     f"{source}: unknown setting {key!r}; known settings: {', '.join(sorted(names))}"
