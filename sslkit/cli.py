@@ -112,6 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "-o", "--output", help="HTML file (default RUN_DIR/report.html, or report.html for several)"
     )
+    p.add_argument(
+        "--tsne-points",
+        type=int,
+        help="test images in the t-SNE map (default 2000 or $SSLKIT_TSNE_POINTS; 0 skips t-SNE)",
+    )
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
 
     p = sub.add_parser("bench", help="run a benchmark suite (a TOML grid), resumable")
@@ -258,7 +263,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         if args.output
         else (dirs[0] / "report.html" if len(dirs) == 1 else Path("report.html"))
     )
-    write_report(dirs, output)
+    if args.tsne_points is not None and args.tsne_points < 0:
+        raise UsageError(f"--tsne-points must be >= 0 (0 skips t-SNE), got {args.tsne_points}")
+    write_report(dirs, output, tsne_points=args.tsne_points)
     print(output)
     return 0
 

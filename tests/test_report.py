@@ -1,0 +1,152 @@
+"""The HTML report, built from a real tiny run on the bundled digits."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sslkit.cli import main
+from sslkit.report.tsne import neighbourhood_hit
+
+FAST_RUN = ["--data", "digits", "--epochs", "1", "--device", "cpu", "--eval-opt", "linear.c_grid=[1.0]"]
+
+
+class Tags(HTMLParser):
+    """Every tag with its attributes, and the visible text."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str]]] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def parse(path: Path) -> Tags:
+    tags = Tags()
+    tags.feed(path.read_text())
+    return tags
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("runs")
+    old = os.environ.get("SSLKIT_TSNE_POINTS")
+    os.environ["SSLKIT_TSNE_POINTS"] = "300"  # the report written at the end of the run maps 300 test images
+    try:
+        assert main(["run", *FAST_RUN, "--out", str(out)]) == 0
+    finally:
+        if old is None:
+            os.environ.pop("SSLKIT_TSNE_POINTS")
+        else:
+            os.environ["SSLKIT_TSNE_POINTS"] = old
+    (path,) = out.iterdir()
+    return path
+
+
+def test_run_writes_a_complete_self_contained_report(run_dir: Path) -> None:
+    report = run_dir / "report.html"
+    assert report.exists()
+    page = parse(report)
+    text = report.read_text()
+    # self-contained: no scripts or stylesheets fetched, no remote addresses at all
+    assert "http://" not in text and "https://" not in text
+    assert not any(tag in ("script", "link", "iframe") for tag, _ in page.tags)
+    images = [attrs for tag, attrs in page.tags if tag == "img"]
+    for attrs in images:
+        src = attrs["src"]
+        assert src.startswith("data:image/png;base64,"), src[:40]
+        assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    alts = {attrs["alt"] for attrs in images}
+    assert {"training curves", "confusion matrix (linear)", "t-SNE maps"} <= alts
+    # the evaluation table holds the numbers of results.json
+    results = json.loads((run_dir / "results.json").read_text())["results"]["linear"]
+    for metric, value in results.items():
+        assert metric in text and f"{value:.4f}" in text
+    # the t-SNE section reports both neighbourhood hits, for 300 images
+    tsne = json.loads((run_dir / "tsne.json").read_text())
+    assert len(tsne["labels"]) == 300 and tsne["points"] == 300
+    hits = tsne["neighbourhood_hit"]
+    assert f"{hits['features']:.3f}" in text and f"{hits['pixels']:.3f}" in text
+    # raw 8x8 digit pixels cluster well: far above the 0.1 of a random map
+    assert hits["pixels"] > 0.7
+
+
+def test_neighbourhood_hit_by_hand() -> None:
+    # points on a line; k=2 neighbours each:
+    # 0:(1,2)->a,b 1/2 | 1:(0,2)->a,b 1/2 | 2:(1,0)->a,a 0/2 | 10:(11,12)->b,a 1/2 | 11:(10,12)->b,a 1/2
+    # 12:(11,10)->b,b 0/2  => mean (0.5+0.5+0+0.5+0.5+0)/6 = 1/3
+    points = np.array([[0.0, 0], [1, 0], [2, 0], [10, 0], [11, 0], [12, 0]])
+    labels = np.array([0, 0, 1, 1, 1, 0])
+    assert neighbourhood_hit(points, labels, k=2) == pytest.approx(1 / 3)
+    # against brute force on random points
+    rng = np.random.default_rng(0)
+    pts, lab = rng.normal(size=(200, 2)), rng.integers(0, 4, 200)
+    d = ((pts[:, None] - pts[None]) ** 2).sum(-1)
+    np.fill_diagonal(d, np.inf)
+    nn = np.argsort(d, axis=1)[:, :10]
+    assert neighbourhood_hit(pts, lab, k=10) == pytest.approx((lab[nn] == lab[:, None]).mean())
+
+
+def test_several_runs_get_a_comparison_table_and_overlaid_curves(run_dir: Path, tmp_path: Path) -> None:
+    other = tmp_path / "second-run"
+    shutil.copytree(run_dir, other)
+    summary = json.loads((other / "results.json").read_text())
+    summary["results"]["linear"]["accuracy"] = 0.123456
+    (other / "results.json").write_text(json.dumps(summary))
+    out = tmp_path / "both.html"
+    assert main(["report", str(run_dir), str(other), "-o", str(out), "--tsne-points", "0"]) == 0
+    text = out.read_text()
+    assert "Comparison" in text and run_dir.name in text and "second-run" in text
+    assert "0.1235" in text  # the edited accuracy, beside the real one in bold
+    first = json.loads((run_dir / "results.json").read_text())["results"]["linear"]["accuracy"]
+    assert f"<b>{first:.4f}</b>" in text
+    assert 'alt="overlaid curves"' in text
+    # --tsne-points 0 skipped the map computation, but the cached map of the first run is not reused:
+    # both runs say t-SNE was skipped
+    assert text.count("t-SNE skipped") == 2
+
+
+def test_gan_samples_and_reconstructions_are_embedded(run_dir: Path, tmp_path: Path) -> None:
+    gan = tmp_path / "gan-run"
+    shutil.copytree(run_dir, gan)
+    pictures = {}
+    for i, name in enumerate(["samples-epoch2.png", "samples-epoch10.png", "reconstructions.png"]):
+        Image.fromarray(np.full((16, 16), 40 * (i + 1), dtype=np.uint8)).save(gan / name)
+        pictures[name] = base64.b64encode((gan / name).read_bytes()).decode()
+    out = tmp_path / "gan.html"
+    assert main(["report", str(gan), "-o", str(out), "--tsne-points", "0"]) == 0
+    text = out.read_text()
+    assert pictures["samples-epoch10.png"] in text  # the latest epoch, not the lexically last one
+    assert pictures["samples-epoch2.png"] not in text
+    assert pictures["reconstructions.png"] in text
+    assert "Generated samples (epoch 10)" in text
+
+
+def test_unfinished_run_is_reported_and_bad_dir_is_a_usage_error(
+    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    killed = tmp_path / "killed"
+    shutil.copytree(run_dir, killed)
+    for name in ("results.json", "eval-linear.json", "encoder.safetensors", "tsne.json"):
+        (killed / name).unlink()
+    out = tmp_path / "killed.html"
+    assert main(["report", str(killed), "-o", str(out)]) == 0
+    text = out.read_text()
+    assert "has not finished" in text and "Pretext training" in text
+    assert main(["report", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err
+    assert "not an sslkit run directory" in err and "Traceback" not in err
+    assert main(["report", str(run_dir), "--tsne-points", "-1"]) == 2
