@@ -34,7 +34,12 @@ FASHION_CLASSES = [
 
 def read_idx(path: Path) -> Tensor:
     """Parse an idx file (optionally gzipped), checking its header against its size."""
-    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    try:
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
+        raise UsageError(
+            f"{path} is truncated or not gzip data ({type(exc).__name__}); delete it and download it again"
+        ) from None
     if len(raw) < 8 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise UsageError(f"{path} is not an idx file of unsigned bytes; delete it and download it again")
     ndim = raw[3]
@@ -64,7 +69,15 @@ def _load(
         import torchvision.datasets as tvd
 
         guarded_download(name, raw_dir, lambda: getattr(tvd, tv_class)(str(root), train=True, download=True))
-    arrays = {key: read_idx(_find(raw_dir, stem)) for key, stem in FILES.items()}  # type: ignore[arg-type]
+    paths = {key: _find(raw_dir, stem) for key, stem in FILES.items()}
+    arrays = {key: read_idx(path) for key, path in paths.items()}  # type: ignore[arg-type]
+    for split in ("train", "test"):
+        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+            raise UsageError(
+                f"{paths[split + '_images']} ({tuple(images.shape)}) and {paths[split + '_labels']} "
+                f"({tuple(labels.shape)}) do not pair up as N images and N labels; delete them and download again"
+            )
     train = Split(arrays["train_images"].unsqueeze(1), arrays["train_labels"].long())
     test = Split(arrays["test_images"].unsqueeze(1), arrays["test_labels"].long())
     mean, std = channel_stats(train.images)

@@ -1,0 +1,293 @@
+"""Dataset providers on tiny files written in the exact on-disk formats torchvision reads (CIFAR pickles, STL-10
+binaries, SVHN .mat, idx): values round-trip exactly; truncated, corrupt and missing files are one-line errors
+that name the file or the path."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sslkit import UsageError
+from sslkit.cli import main
+
+NOVERIFY = {"verify": False}
+
+
+def rng(seed: int = 0) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+def write_pickle(path: Path, obj: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as fh:
+        pickle.dump(obj, fh, protocol=2)
+
+
+def make_cifar(root: Path, hundred: bool = False, per_batch: int = 6) -> tuple[np.ndarray, list[int]]:
+    """Write a tiny CIFAR-10 (or -100) in the python-pickle layout; returns all train data rows and labels."""
+    k = 100 if hundred else 10
+    key = b"fine_labels" if hundred else b"labels"
+    g = rng(1)
+    rows, labels = [], []
+
+    def batch(name: str, n: int) -> dict[bytes, object]:
+        data = g.integers(0, 256, (n, 3072), dtype=np.uint8)
+        y = g.integers(0, k, n).tolist()
+        out: dict[bytes, object] = {b"batch_label": name.encode(), key: y, b"data": data}
+        out[b"filenames"] = [f"img_{i}.png".encode() for i in range(n)]
+        if hundred:
+            out[b"coarse_labels"] = [c // 5 for c in y]
+        return out
+
+    if hundred:
+        folder = root / "cifar-100-python"
+        train = batch("train", 2 * per_batch)
+        write_pickle(folder / "train", train)
+        rows.append(train[b"data"])
+        labels += train[key]
+        write_pickle(folder / "test", batch("test", per_batch))
+        names = [f"class{i}".encode() for i in range(100)]
+        write_pickle(folder / "meta", {b"fine_label_names": names, b"coarse_label_names": names[:20]})
+    else:
+        folder = root / "cifar-10-batches-py"
+        for i in range(1, 6):
+            b = batch(f"training batch {i} of 5", per_batch)
+            write_pickle(folder / f"data_batch_{i}", b)
+            rows.append(b[b"data"])
+            labels += b[key]
+        write_pickle(folder / "test_batch", batch("testing batch 1 of 1", per_batch))
+        names = [b"airplane", b"automobile", b"bird", b"cat", b"deer"]
+        names += [b"dog", b"frog", b"horse", b"ship", b"truck"]
+        write_pickle(folder / "batches.meta", {b"label_names": names, b"num_cases_per_batch": per_batch})
+    return np.concatenate(rows), labels
+
+
+def truncate(path: Path, keep: float = 0.6) -> None:
+    raw = path.read_bytes()
+    path.write_bytes(raw[: int(len(raw) * keep)])
+
+
+# ------------------------------------------------------------------------------------------- CIFAR
+
+
+def test_cifar10_round_trip(tmp_path: Path, registry) -> None:
+    rows, labels = make_cifar(tmp_path)
+    bundle = registry.build("dataset", "cifar10", tmp_path, False, options=NOVERIFY)
+    assert bundle.train.images.shape == (30, 3, 32, 32) and bundle.train.images.dtype == torch.uint8
+    assert bundle.test.images.shape == (6, 3, 32, 32)
+    assert bundle.train.labels.tolist() == labels
+    # row layout: 1024 red values, then green, then blue, each row-major
+    img = bundle.train.images[7]
+    assert img[0, 0, 0] == rows[7, 0] and img[0, 0, 1] == rows[7, 1] and img[0, 1, 0] == rows[7, 32]
+    assert img[1, 0, 0] == rows[7, 1024] and img[2, 31, 31] == rows[7, 3071]
+    assert torch.equal(bundle.train.images.flatten(1), torch.from_numpy(rows))
+    assert bundle.info.classes[0] == "airplane" and bundle.info.num_classes == 10
+    assert bundle.info.flips and bundle.info.in_chans == 3 and bundle.info.image_size == 32
+    expected_mean = rows.reshape(-1, 3, 1024).transpose(1, 0, 2).reshape(3, -1).mean(1) / 255
+    assert np.allclose(bundle.info.mean, expected_mean, atol=1e-5)
+    assert bundle.unlabeled is None
+
+
+def test_cifar100_uses_fine_labels(tmp_path: Path, registry) -> None:
+    rows, labels = make_cifar(tmp_path, hundred=True)
+    bundle = registry.build("dataset", "cifar100", tmp_path, False, options=NOVERIFY)
+    assert bundle.info.num_classes == 100 and bundle.info.classes[3] == "class3"
+    assert bundle.train.labels.tolist() == labels
+    assert torch.equal(bundle.train.images.flatten(1), torch.from_numpy(rows))
+
+
+def test_cifar_checksums_truncation_and_bad_content(tmp_path: Path, registry) -> None:
+    make_cifar(tmp_path)
+    folder = tmp_path / "cifar-10-batches-py"
+    with pytest.raises(UsageError, match=r"data_batch_1 fails its md5 check.*verify=false"):
+        registry.build("dataset", "cifar10", tmp_path, False)  # verify=True: these are not the official files
+    truncate(folder / "data_batch_3")
+    with pytest.raises(UsageError, match=r"data_batch_3 is truncated"):
+        registry.build("dataset", "cifar10", tmp_path, False, options=NOVERIFY)
+    write_pickle(folder / "data_batch_3", {b"data": np.zeros((4, 3000), np.uint8), b"labels": [0] * 4})
+    with pytest.raises(UsageError, match=r"data_batch_3 has data uint8 \(4, 3000\)"):
+        registry.build("dataset", "cifar10", tmp_path, False, options=NOVERIFY)
+    write_pickle(folder / "data_batch_3", {b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 10]})
+    with pytest.raises(UsageError, match=r"data_batch_3 holds labels outside 0..9"):
+        registry.build("dataset", "cifar10", tmp_path, False, options=NOVERIFY)
+
+
+def test_missing_dataset_names_the_path_and_the_fix(tmp_path: Path, registry) -> None:
+    for name, folder in [
+        ("cifar10", "cifar-10-batches-py"),
+        ("cifar100", "cifar-100-python"),
+        ("stl10", "stl10_binary"),
+        ("svhn", "svhn"),
+        ("mnist", "MNIST/raw"),
+    ]:
+        with pytest.raises(UsageError) as err:
+            registry.build("dataset", name, tmp_path, False)
+        msg = str(err.value)
+        assert str(tmp_path / folder) in msg and "--data-root" in msg and "\n" not in msg, msg
+    make_cifar(tmp_path)
+    (tmp_path / "cifar-10-batches-py" / "test_batch").unlink()
+    with pytest.raises(UsageError, match="no test_batch"):
+        registry.build("dataset", "cifar10", tmp_path, False, options=NOVERIFY)
+
+
+def test_cli_reports_a_missing_dataset_in_one_line(tmp_path: Path, capsys) -> None:
+    code = main(
+        ["run", "--data", "cifar10", "--data-root", str(tmp_path), "--no-download", "--out", str(tmp_path)]
+    )
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.count("\n") == 0 and "cifar-10-batches-py" in err and "Traceback" not in err
+
+
+# ------------------------------------------------------------------------------------------ STL-10
+
+
+def make_stl10(root: Path, n_train: int = 5, n_test: int = 3, n_unlabeled: int = 4) -> dict[str, np.ndarray]:
+    """Raw binaries as the STL-10 distribution stores them: every channel column-major, labels 1..10."""
+    folder = root / "stl10_binary"
+    folder.mkdir(parents=True)
+    g = rng(2)
+    out = {}
+    for split, n in (("train", n_train), ("test", n_test), ("unlabeled", n_unlabeled)):
+        images = g.integers(0, 256, (n, 3, 96, 96), dtype=np.uint8)  # (N, C, H, W), row-major
+        (folder / f"{split}_X.bin").write_bytes(np.ascontiguousarray(images.transpose(0, 1, 3, 2)).tobytes())
+        out[f"{split}_X"] = images
+        if split != "unlabeled":
+            y = g.integers(1, 11, n, dtype=np.uint8)
+            y[0] = 10
+            (folder / f"{split}_y.bin").write_bytes(y.tobytes())
+            out[f"{split}_y"] = y
+    names = ["airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck"]
+    (folder / "class_names.txt").write_text("\n".join(names) + "\n")
+    return out
+
+
+def test_stl10_round_trip_with_unlabeled_pool(tmp_path: Path, registry) -> None:
+    ref = make_stl10(tmp_path)
+    bundle = registry.build("dataset", "stl10", tmp_path, False, options=NOVERIFY)
+    assert torch.equal(bundle.train.images, torch.from_numpy(ref["train_X"]))
+    assert torch.equal(bundle.test.images, torch.from_numpy(ref["test_X"]))
+    assert bundle.unlabeled is not None and torch.equal(
+        bundle.unlabeled, torch.from_numpy(ref["unlabeled_X"])
+    )
+    assert bundle.train.labels.tolist() == (ref["train_y"].astype(int) - 1).tolist()
+    assert bundle.train.labels[0] == 9 and bundle.test.labels.max() <= 9
+    assert bundle.info.classes[7] == "monkey" and bundle.info.image_size == 96 and bundle.info.flips
+    without = registry.build(
+        "dataset", "stl10", tmp_path, False, options={"verify": False, "unlabeled": False}
+    )
+    assert without.unlabeled is None
+
+
+def test_stl10_truncated_and_mismatched_files(tmp_path: Path, registry) -> None:
+    make_stl10(tmp_path)
+    folder = tmp_path / "stl10_binary"
+    with pytest.raises(UsageError, match=r"train_X.bin fails its md5 check"):
+        registry.build("dataset", "stl10", tmp_path, False)
+    raw = (folder / "unlabeled_X.bin").read_bytes()
+    (folder / "unlabeled_X.bin").write_bytes(raw[:-100])
+    with pytest.raises(UsageError, match=r"unlabeled_X.bin is truncated"):
+        registry.build("dataset", "stl10", tmp_path, False, options=NOVERIFY)
+    (folder / "unlabeled_X.bin").write_bytes(raw)
+    (folder / "test_y.bin").write_bytes(b"\x01\x02")
+    with pytest.raises(UsageError, match=r"test_y.bin holds 2 labels for 3 images"):
+        registry.build("dataset", "stl10", tmp_path, False, options=NOVERIFY)
+    (folder / "test_y.bin").write_bytes(b"\x01\x02\x0b")
+    with pytest.raises(UsageError, match=r"test_y.bin holds labels outside 0..9"):
+        registry.build("dataset", "stl10", tmp_path, False, options=NOVERIFY)
+
+
+# -------------------------------------------------------------------------------------------- SVHN
+
+
+def make_svhn(root: Path, sizes: dict[str, int]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """MATLAB files as the SVHN site serves them: X (32, 32, 3, N) uint8, y (N, 1) in 1..10 (10 is digit 0)."""
+    import scipy.io
+
+    folder = root / "svhn"
+    folder.mkdir(parents=True)
+    g = rng(3)
+    out = {}
+    for split, n in sizes.items():
+        x = g.integers(0, 256, (32, 32, 3, n), dtype=np.uint8)
+        y = g.integers(1, 11, (n, 1), dtype=np.uint8)
+        y[0, 0] = 10
+        scipy.io.savemat(str(folder / f"{split}_32x32.mat"), {"X": x, "y": y})
+        out[split] = (x, y)
+    return out
+
+
+def test_svhn_round_trip_and_extra_as_unlabeled(tmp_path: Path, registry) -> None:
+    ref = make_svhn(tmp_path, {"train": 7, "test": 4, "extra": 5})
+    bundle = registry.build("dataset", "svhn", tmp_path, False, options=NOVERIFY)
+    x, y = ref["train"]
+    assert bundle.train.images.shape == (7, 3, 32, 32)
+    assert bundle.train.images[2, 1, 5, 9] == x[5, 9, 1, 2]  # (row, column, channel, image)
+    assert torch.equal(bundle.train.images, torch.from_numpy(x).permute(3, 2, 0, 1))
+    assert bundle.train.labels.tolist() == (y[:, 0].astype(int) % 10).tolist() and bundle.train.labels[0] == 0
+    assert not bundle.info.flips and bundle.unlabeled is None
+    with_extra = registry.build("dataset", "svhn", tmp_path, False, options={"verify": False, "extra": True})
+    assert torch.equal(with_extra.unlabeled, torch.from_numpy(ref["extra"][0]).permute(3, 2, 0, 1))
+
+
+def test_svhn_checksum_truncation_and_missing_extra(tmp_path: Path, registry) -> None:
+    make_svhn(tmp_path, {"train": 7, "test": 4})
+    folder = tmp_path / "svhn"
+    with pytest.raises(UsageError, match=r"train_32x32.mat fails its md5 check"):
+        registry.build("dataset", "svhn", tmp_path, False)
+    with pytest.raises(UsageError, match=r"svhn not found under .*svhn \(no extra_32x32.mat\)"):
+        registry.build("dataset", "svhn", tmp_path, False, options={"verify": False, "extra": True})
+    truncate(folder / "test_32x32.mat", 0.5)
+    with pytest.raises(UsageError, match=r"test_32x32.mat is truncated"):
+        registry.build("dataset", "svhn", tmp_path, False, options=NOVERIFY)
+
+
+def test_pool_holds_train_and_extra_never_test(tmp_path: Path) -> None:
+    """A whole `sslkit run` on tiny SVHN: the pretraining pool is (train minus labeled) plus extra."""
+    make_svhn(tmp_path, {"train": 60, "test": 20, "extra": 30})
+    argv = ["run", "--data", "svhn", "--data-root", str(tmp_path), "--no-download", "--labels", "20"]
+    argv += ["--data-opt", "extra=true", "--data-opt", "verify=false", "--epochs", "1", "--batch-size", "16"]
+    argv += ["--device", "cpu", "--eval", "knn", "--out", str(tmp_path / "runs")]
+    assert main(argv) == 0
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    data = json.loads((run_dir / "config.json").read_text())["data"]
+    assert (data["train"], data["test"], data["labeled"], data["pool"]) == (60, 20, 20, 60 - 20 + 30)
+
+
+# --------------------------------------------------------------------------------------------- idx
+
+
+def test_idx_truncated_gzip_and_mismatched_pair(tmp_path: Path, registry) -> None:
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    g = rng(4)
+
+    def idx(array: np.ndarray) -> bytes:
+        header = bytes([0, 0, 8, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+        return header + array.tobytes()
+
+    images = g.integers(0, 256, (5, 28, 28), dtype=np.uint8)
+    labels = g.integers(0, 10, 5, dtype=np.uint8)
+    for prefix in ("train", "t10k"):
+        (raw / f"{prefix}-images-idx3-ubyte.gz").write_bytes(gzip.compress(idx(images)))
+        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(idx(labels))
+    bundle = registry.build("dataset", "mnist", tmp_path, False)
+    assert torch.equal(bundle.train.images[:, 0], torch.from_numpy(images))
+    assert bundle.test.labels.tolist() == labels.tolist()
+    truncate(raw / "t10k-images-idx3-ubyte.gz", 0.5)
+    with pytest.raises(UsageError, match=r"t10k-images-idx3-ubyte.gz is truncated"):
+        registry.build("dataset", "mnist", tmp_path, False)
+    (raw / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(idx(images)))
+    (raw / "train-labels-idx1-ubyte").write_bytes(idx(labels[:4]))
+    with pytest.raises(
+        UsageError, match=r"train-images-idx3-ubyte.gz \(\(5, 28, 28\)\) and .* do not pair up"
+    ):
+        registry.build("dataset", "mnist", tmp_path, False)
+    (raw / "train-labels-idx1-ubyte").write_bytes(idx(labels)[:-2])
+    with pytest.raises(UsageError, match=r"train-labels-idx1-ubyte is truncated or corrupt"):
+        registry.build("dataset", "mnist", tmp_path, False)
