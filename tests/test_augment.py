@@ -192,3 +192,24 @@ def test_random_resized_crop_falls_back_to_the_whole_image() -> None:
     out = A.random_resized_crop(x, scale=(1.0, 1.0), ratio=(9.0, 9.0), generator=gen())
     assert torch.allclose(out, x, atol=1e-5)
     assert math.isclose(F.mse_loss(out, x).item(), 0.0, abs_tol=1e-10)
+
+
+def test_crop_flip_is_a_mirror_and_contrast_saturation_match_torchvision() -> None:
+    from torchvision.transforms.v2 import functional as TF
+
+    x = torch.rand(4, 3, 12, 12, generator=gen()) * 0.6 + 0.2
+    mirrored = A.random_resized_crop(x, scale=(1.0, 1.0), ratio=(1.0, 1.0), generator=gen(), flip_p=1.0)
+    assert torch.allclose(mirrored, x.flip(-1), atol=1e-5)
+    for name, kwargs, reference in [
+        ("contrast", {"contrast": 0.3}, TF.adjust_contrast),
+        ("saturation", {"saturation": 0.3}, TF.adjust_saturation),
+    ]:
+        params = {"brightness": 0.0, "contrast": 0.0, "saturation": 0.0, "hue": 0.0, **kwargs}
+        out = A.color_jitter(x, **params, p=1.0, generator=gen(9))
+        anchor = A.grayscale(x).mean((1, 2, 3), keepdim=True) if name == "contrast" else A.grayscale(x)
+        factors = (
+            ((out - anchor) / (x - anchor)).flatten(1).median(1).values
+        )  # out = f * x + (1 - f) * anchor
+        assert ((factors > 0.69) & (factors < 1.31)).all() and factors.std() > 0, name
+        for i in range(4):
+            assert torch.allclose(out[i], reference(x[i], float(factors[i])), atol=1e-4), name

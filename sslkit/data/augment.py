@@ -101,26 +101,35 @@ def random_resized_crop(
     scale: tuple[float, float] = (0.2, 1.0),
     ratio: tuple[float, float] = (3 / 4, 4 / 3),
     generator: torch.Generator | None = None,
+    flip_p: float = 0.0,
     tries: int = 10,
 ) -> Tensor:
     """Crop a random area share in ``scale`` with aspect ratio (width/height) in ``ratio`` and resize it back
     to full size (bilinear). As torchvision: up to ``tries`` draws per sample, the first that fits inside the
-    image wins; a sample with none that fits keeps the whole image."""
+    image wins; a sample with none that fits keeps the whole image. ``flip_p`` also mirrors each crop
+    left-right with that probability, in the same resampling pass (a crop followed by ``hflip``, for free)."""
     n, _, height, width = x.shape
     area = _uniform(n * tries, *scale, x, generator).view(n, tries)
     aspect = _uniform(n * tries, math.log(ratio[0]), math.log(ratio[1]), x, generator).view(n, tries).exp()
     w = (area * aspect * height / width).sqrt()  # crop width as a share of the image width
     h = (area / aspect * width / height).sqrt()
     fits = (w <= 1) & (h <= 1)
-    first = fits.float().argmax(1, keepdim=True)  # index of the first draw that fits (0 if none does)
+    first = fits.to(torch.uint8).argmax(1, keepdim=True)  # index of the first draw that fits (0 if none does)
     any_fit = fits.any(1)
-    w = torch.where(any_fit, w.gather(1, first).squeeze(1), torch.ones_like(any_fit, dtype=x.dtype))
-    h = torch.where(any_fit, h.gather(1, first).squeeze(1), torch.ones_like(any_fit, dtype=x.dtype))
+    one = torch.ones((), dtype=w.dtype, device=w.device)
+    w = torch.where(any_fit, w.gather(1, first).squeeze(1), one)
+    h = torch.where(any_fit, h.gather(1, first).squeeze(1), one)
     cx = (_rand(n, x, generator) * 2 - 1) * (1 - w)  # centre, in [-1, 1] coordinates, crop kept inside
     cy = (_rand(n, x, generator) * 2 - 1) * (1 - h)
-    zero = torch.zeros_like(w)
-    theta = torch.stack([torch.stack([w, zero, cx], 1), torch.stack([zero, h, cy], 1)], 1)
-    return _affine(x, theta, padding_mode="border")
+    if flip_p > 0:
+        w = torch.where(_rand(n, x, generator) < flip_p, -w, w)
+    # the crop is separable: sampling columns depend on x only, rows on y only (cheaper than affine_grid)
+    xs = (torch.arange(width, device=x.device, dtype=w.dtype) * 2 + 1) / width - 1  # pixel centres
+    ys = (torch.arange(height, device=x.device, dtype=w.dtype) * 2 + 1) / height - 1
+    gx = (w.view(n, 1, 1) * xs.view(1, 1, width) + cx.view(n, 1, 1)).expand(n, height, width)
+    gy = (h.view(n, 1, 1) * ys.view(1, height, 1) + cy.view(n, 1, 1)).expand(n, height, width)
+    grid = torch.stack([gx, gy], dim=-1).to(x.dtype)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 def random_rotate(x: Tensor, degrees: float, generator: torch.Generator | None = None) -> Tensor:
@@ -156,8 +165,13 @@ def grayscale(x: Tensor) -> Tensor:
     """ITU-R 601 luma, repeated over the channels (identity for one-channel images)."""
     if x.shape[1] == 1:
         return x
-    weights = x.new_tensor(LUMA).view(1, 3, 1, 1)
-    return (x * weights).sum(1, keepdim=True).expand_as(x)
+    return _luma(x).expand_as(x)
+
+
+def _luma(x: Tensor) -> Tensor:
+    """``(B, 1, H, W)`` luma of RGB images, as one small matrix product (cheaper than multiply-and-sum)."""
+    n, _, h, w = x.shape
+    return torch.matmul(x.new_tensor(LUMA).view(1, 1, 3), x.reshape(n, 3, h * w)).view(n, 1, h, w)
 
 
 def random_grayscale(x: Tensor, p: float = 0.2, generator: torch.Generator | None = None) -> Tensor:
@@ -175,37 +189,49 @@ def color_jitter(
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """Per-sample brightness, contrast, saturation and hue jitter (SimCLR's strengths), applied with
-    probability ``p``, in a fixed order, clamping to [0, 1] after each step as torchvision does. Factors are
-    uniform in ``[max(0, 1 - s), 1 + s]``; the hue shift is uniform in ``[-hue, hue]`` turns. Saturation and
-    hue apply to RGB only; hue is a rotation about the grey axis (YIQ), close to torchvision's HSV shift."""
-    n = len(x)
+    probability ``p``, in that fixed order. Factors are uniform in ``[max(0, 1 - s), 1 + s]``, the hue shift
+    uniform in ``[-hue, hue]`` turns; saturation and hue apply to RGB only.
+
+    Brightness is clamped to [0, 1] as in torchvision; contrast, saturation and hue are each linear in RGB
+    (hue as a rotation about the grey axis in YIQ space, close to torchvision's HSV shift), so they are fused
+    into one per-sample 3x3 matrix and offset, applied in one pass and clamped once at the end. Samples not
+    drawn (probability ``1 - p``) get the identity and come out unchanged."""
+    n, c = x.shape[:2]
 
     def factor(strength: float) -> Tensor:
-        return _uniform(n, max(0.0, 1 - strength), 1 + strength, x, generator).view(n, 1, 1, 1)
+        return _uniform(n, max(0.0, 1 - strength), 1 + strength, x, generator)
 
-    out = (x * factor(brightness)).clamp(0, 1)
-    mean = grayscale(out).mean((1, 2, 3), keepdim=True)
-    out = ((out - mean) * factor(contrast) + mean).clamp(0, 1)
-    if x.shape[1] == 3:
-        gray = grayscale(out)
-        out = ((out - gray) * factor(saturation) + gray).clamp(0, 1)
-        if hue > 0:
-            out = _hue_shift(out, _uniform(n, -hue, hue, x, generator)).clamp(0, 1)
-    return _where(_rand(n, x, generator) < p, out, x)
+    b, con, sat = factor(brightness), factor(contrast), factor(saturation)
+    turns = _uniform(n, -hue, hue, x, generator)
+    apply = _rand(n, x, generator) < p
+    one = torch.ones((), dtype=b.dtype, device=b.device)
+    b, con, sat = torch.where(apply, b, one), torch.where(apply, con, one), torch.where(apply, sat, one)
+    out = (x * b.view(n, 1, 1, 1)).clamp_(0, 1)
+    channel_means = out.mean((2, 3))
+    # contrast blends towards the mean grey level (the luma of the channel means: luma is linear)
+    mean = channel_means @ x.new_tensor(LUMA) if c == 3 else channel_means[:, 0]
+    eye = torch.eye(c, dtype=x.dtype, device=x.device).expand(n, c, c)
+    matrix = con.view(n, 1, 1) * eye
+    if c == 3:
+        luma = x.new_tensor(LUMA).view(1, 1, 3)
+        sat_matrix = sat.view(n, 1, 1) * eye + (1 - sat.view(n, 1, 1)) * luma.expand(n, 3, 3)
+        matrix = _hue_matrix(torch.where(apply, turns, torch.zeros_like(turns))) @ sat_matrix @ matrix
+    matrix = torch.where(apply.view(n, 1, 1), matrix, eye)  # exact identity for samples left alone
+    # saturation and hue keep greys grey, so the contrast offset (1 - c) * mean stays a grey offset
+    out = torch.bmm(matrix, out.view(n, c, -1)).view_as(x)
+    return out.add_(((1 - con) * mean).view(n, 1, 1, 1)).clamp_(0, 1)
 
 
-def _hue_shift(x: Tensor, shift: Tensor) -> Tensor:
-    """Rotate hue by ``shift`` turns, as a rotation about the grey axis in RGB space (YIQ)."""
-    angle = shift * 2 * math.pi
-    cos, sin = angle.cos(), angle.sin()
-    to_yiq = x.new_tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
-    to_rgb = torch.linalg.inv(to_yiq.float()).to(x.dtype)
-    rot = torch.zeros(len(x), 3, 3, device=x.device, dtype=x.dtype)
-    rot[:, 0, 0] = 1
-    rot[:, 1, 1], rot[:, 1, 2] = cos, -sin
-    rot[:, 2, 1], rot[:, 2, 2] = sin, cos
-    matrix = to_rgb @ rot @ to_yiq  # (B, 3, 3)
-    return torch.einsum("bij,bjhw->bihw", matrix, x)
+def _hue_matrix(turns: Tensor) -> Tensor:
+    """Per-sample RGB matrices rotating hue by ``turns`` (a rotation about the grey axis in YIQ space)."""
+    to_yiq = torch.tensor(
+        [[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], dtype=torch.float64
+    )
+    to_rgb = torch.linalg.inv(to_yiq).to(turns.device, turns.dtype)
+    angle = turns * (2 * math.pi)
+    cos, sin, zero, one = angle.cos(), angle.sin(), torch.zeros_like(angle), torch.ones_like(angle)
+    rot = torch.stack([one, zero, zero, zero, cos, -sin, zero, sin, cos], 1).view(-1, 3, 3)
+    return to_rgb @ rot @ to_yiq.to(turns.device, turns.dtype)
 
 
 # --------------------------------------------------------------------------------- blur and noise
@@ -294,9 +320,7 @@ def simclr_view(
 ) -> Tensor:
     """One SimCLR view of a whole batch: resized crop, flip, colour jitter (p 0.8), grayscale (p 0.2, RGB),
     optional blur (p 0.5)."""
-    x = random_resized_crop(x, scale=crop_scale, generator=generator)
-    if flip:
-        x = hflip(x, generator=generator)
+    x = random_resized_crop(x, scale=crop_scale, generator=generator, flip_p=0.5 if flip else 0.0)
     x = color_jitter(x, generator=generator)
     if x.shape[1] == 3:
         x = random_grayscale(x, generator=generator)
