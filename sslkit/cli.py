@@ -36,6 +36,7 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
         "--labels", help="labeled images, balanced over classes and seeded, or 'all' (default 100)"
     )
     g.add_argument("--labels-per-class", type=int, help="labeled images per class instead of --labels")
+    g.add_argument("--pool-size", type=int, help="pretrain on a seeded random subset of the unlabeled pool")
     g.add_argument("--eval", help="comma-separated evaluators (default linear)")
     g = p.add_argument_group("training (defaults come from the pretext's recipe)")
     g.add_argument("--epochs", type=int)
@@ -122,6 +123,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="run a benchmark suite (a TOML grid), resumable")
     p.add_argument("suite", metavar="SUITE.toml")
     p.add_argument("--out", help="where the suite's run directories go (default benchmarks/results/SUITE)")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="cells run at once, each a process with cores/JOBS threads (default 1)",
+    )
+    p.add_argument(
+        "--only", metavar="PATTERNS", help="comma-separated method or cell-name globs, e.g. rotation,sgan"
+    )
+    p.add_argument("--cell", help=argparse.SUPPRESS)  # one cell in this process: what --jobs subprocesses run
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
     return parser
 
@@ -136,6 +147,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         "encoder",
         "data",
         "labels_per_class",
+        "pool_size",
         "epochs",
         "batch_size",
         "lr",
@@ -273,8 +285,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from sslkit.bench import run_suite
 
-    run_suite(Path(args.suite), Path(args.out) if args.out else None)
-    return 0
+    result = run_suite(
+        Path(args.suite), Path(args.out) if args.out else None, jobs=args.jobs, only=args.only, cell=args.cell
+    )
+    return 1 if result.failed else 0
 
 
 def print_results(results: dict[str, dict[str, float]], run_dir: Path) -> None:

@@ -23,6 +23,7 @@ class RunConfig:
     data: str = "digits"
     labels: int | None = 100  # None: every training label
     labels_per_class: int | None = None
+    pool_size: int | None = None  # pretrain on a seeded random subset of this many unlabeled images
     epochs: int | None = None  # None: the pretext's recipe
     batch_size: int | None = None
     lr: float | None = None
@@ -72,7 +73,7 @@ class RunConfig:
             if value is not None and value <= 0:
                 raise UsageError(f"--{name.replace('_', '-')} must be positive, got {value}")
 
-        for name in ("labels", "labels_per_class", "epochs", "batch_size", "lr"):
+        for name in ("labels", "labels_per_class", "pool_size", "epochs", "batch_size", "lr"):
             positive(name, getattr(self, name))
         if self.weight_decay is not None and self.weight_decay < 0:
             raise UsageError(f"--weight-decay must be >= 0, got {self.weight_decay}")

@@ -175,8 +175,14 @@ def read_run_config(run_dir: Path) -> dict[str, Any]:
 
 
 def run(
-    cfg: RunConfig, resume: Path | None = None, registry: Registry | None = None, quiet: bool = False
+    cfg: RunConfig,
+    resume: Path | None = None,
+    registry: Registry | None = None,
+    quiet: bool = False,
+    run_dir: Path | None = None,
 ) -> RunResult:
+    """Train and evaluate; ``run_dir`` fixes the run directory (created if missing; ``sslkit bench`` names its
+    cells) instead of a new time-stamped one under ``cfg.out``."""
     registry = registry or load_registry()
     if resume is not None:
         saved = read_run_config(resume)
@@ -192,6 +198,9 @@ def run(
     pool = train.images[budget.unlabeled]
     if bundle.unlabeled is not None:
         pool = torch.cat([pool, bundle.unlabeled])
+    if cfg.pool_size is not None and cfg.pool_size < len(pool):  # a seeded random subset, for quick runs
+        keep = torch.randperm(len(pool), generator=torch.Generator().manual_seed(cfg.seed))[: cfg.pool_size]
+        pool = pool[keep.sort().values]
 
     torch.manual_seed(cfg.seed)
     encoder = registry.build(
@@ -203,7 +212,12 @@ def run(
     if pretext.trains_on == "pool" and len(pool) == 0:
         raise UsageError("the unlabeled pool is empty (every training image is labeled); lower --labels")
 
-    run_dir = resume or new_run_dir(cfg)
+    if resume is not None:
+        run_dir = resume
+    elif run_dir is not None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    else:
+        run_dir = new_run_dir(cfg)
     acquire_lock(run_dir)
     try:
         if resume is None:
