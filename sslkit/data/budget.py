@@ -83,10 +83,11 @@ def carve_validation(labels: Tensor, fraction: float, seed: int) -> tuple[Tensor
 
     Each class with at least two images gives ``round(fraction * count)`` of them (at least one, never all) to
     validation; a class with one image stays in train. Multi-label targets (2-D) are split uniformly.
-    Both index tensors are sorted.
+    Both index tensors are sorted and on the CPU.
     """
     if not 0 < fraction < 1:
         raise UsageError(f"the validation fraction must be between 0 and 1 (exclusive), got {fraction}")
+    labels = labels.cpu()
     n = len(labels)
     gen = torch.Generator().manual_seed(seed)
     if labels.ndim > 1:
