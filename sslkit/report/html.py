@@ -257,7 +257,7 @@ def _facts(view: RunView) -> str:
         facts.append(
             (
                 "schedule",
-                f"{sched.get('epochs')} epochs, batch {sched.get('batch_size')}, {sched.get('optimizer')} "
+                f"{sched.get('epochs')} epoch(s), batch {sched.get('batch_size')}, {sched.get('optimizer')} "
                 f"lr {sched.get('lr')}, weight decay {sched.get('weight_decay')}",
             )
         )
@@ -358,7 +358,7 @@ dt { color: #6b7785; }
 dd { margin: 0; overflow-wrap: anywhere; }
 figure { margin: 6px 0; }
 img { max-width: 100%; height: auto; }
-img.pixelated { image-rendering: pixelated; min-width: 320px; border: 1px solid #e1e5ea; }
+img.pixelated { image-rendering: pixelated; width: 440px; max-width: 100%; border: 1px solid #e1e5ea; }
 img.cm { max-width: 520px; }
 .row { display: flex; flex-wrap: wrap; gap: 12px; }
 .note { color: #55606c; font-size: 13.5px; }
