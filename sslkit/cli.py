@@ -49,7 +49,13 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--device", help="auto (cuda if present), cpu, cuda, cuda:N")
     g.add_argument("--no-amp", dest="amp", action="store_const", const=False, help="full precision on CUDA")
-    g.add_argument("--compile", action="store_const", const=True, help="torch.compile the pretext")
+    g.add_argument("--compile", action="store_const", const=True, help="torch.compile the pretext's modules")
+    g.add_argument(
+        "--sync-batchnorm",
+        action="store_const",
+        const=True,
+        help="under torchrun on GPUs: batch-norm statistics over all ranks",
+    )
     g.add_argument(
         "--checkpoint-every", type=float, help="seconds between mid-epoch checkpoints (default 300)"
     )
@@ -159,6 +165,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         "out",
         "amp",
         "compile",
+        "sync_batchnorm",
         "download",
         "checkpoint_every",
         "on_nan",

@@ -37,6 +37,7 @@ class RunConfig:
     out: str = "runs"
     amp: bool = True  # bfloat16 autocast on CUDA; ignored on CPU
     compile: bool = False
+    sync_batchnorm: bool = False  # under torchrun on GPUs: batch-norm statistics over all ranks
     checkpoint_every: float = 300.0  # seconds between mid-epoch checkpoints (0: only at epoch ends)
     on_nan: str = "stop"  # or "lower-lr": halve the learning rate and resume from the last checkpoint
     pretext_options: dict[str, Any] = field(default_factory=dict)

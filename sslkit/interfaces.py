@@ -121,6 +121,7 @@ class Pretext(nn.Module):
     defaults: dict[str, Any] = {}
     uses_labels: bool = False  # semi-supervised: each batch also carries labeled images
     trains_on: Literal["pool", "labeled"] = "pool"  # what an epoch iterates over
+    supports_ddp: bool = True  # False: refuse a torchrun launch (say why in the class docstring)
 
     def __init__(self, encoder: nn.Module, info: DataInfo) -> None:
         super().__init__()
@@ -129,6 +130,14 @@ class Pretext(nn.Module):
 
     def losses(self, batch: Batch) -> dict[str, Tensor]:
         raise NotImplementedError
+
+    def forward(self, batch: Batch) -> dict[str, Tensor]:
+        return self.losses(batch)
+
+    @property
+    def forward_module(self) -> nn.Module:
+        """What a training step calls: the DistributedDataParallel wrapper under torchrun, else the pretext."""
+        return self.__dict__.get("_ddp_wrapper", self)
 
     def make_optimizers(self, lr: float, weight_decay: float, optimizer: str) -> list[torch.optim.Optimizer]:
         return [make_optimizer(self.parameters(), optimizer, lr, weight_decay)]
@@ -139,7 +148,7 @@ class Pretext(nn.Module):
         """One optimization step; returns the loss terms as floats for the log."""
         (opt,) = optimizers
         with autocast_for(batch.images):
-            terms = self.losses(batch)
+            terms = self.forward_module(batch)
         opt.zero_grad(set_to_none=True)
         scaler.scale(terms["loss"]).backward()
         scaler.step(opt)

@@ -88,7 +88,14 @@ class Registry:
         opts = check_options(entry, options or {})
         if kind == "encoder" and name.startswith("timm:"):
             opts["model_name"] = name.removeprefix("timm:")
-        return entry.component.factory(*args, **opts)
+        try:
+            return entry.component.factory(*args, **opts)
+        except (ValueError, RuntimeError) as exc:
+            if not options:  # defaults failing is a bug in the plugin, not the user's input: keep the traceback
+                raise
+            given = ", ".join(f"{k}={v!r}" for k, v in options.items())
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UsageError(f"{kind} {name!r} rejected its options ({given}): {first}") from exc
 
     def entries(self) -> Iterable[Entry]:
         for kind in KINDS:

@@ -17,11 +17,12 @@ import torch
 
 from sslkit.config import RunConfig
 from sslkit.data import default_data_root, split_budget
+from sslkit.engine import distributed as dist
 from sslkit.engine.checkpoint import atomic_write_text
-from sslkit.engine.loop import Diverged, Schedule, Trainer, log
+from sslkit.engine.loop import DistributedUnsupported, Diverged, Schedule, Trainer, log, prepare_model
 from sslkit.errors import UsageError
 from sslkit.features import FeatureCache
-from sslkit.interfaces import DatasetBundle, EvalContext, Pretext, Split
+from sslkit.interfaces import DatasetBundle, EvalContext, Pretext, Split, set_amp
 from sslkit.registry import Registry, check_options, load_registry
 
 DEFAULT_RECIPE = {"epochs": 10, "batch_size": 256, "lr": 0.05, "weight_decay": 5e-4, "optimizer": "sgd"}
@@ -88,6 +89,7 @@ def recipe(pretext: Pretext, cfg: RunConfig) -> Schedule:
         warmup_epochs=float(merged.get("warmup_epochs", 1.0)),
         checkpoint_every=cfg.checkpoint_every,
         on_nan=cfg.on_nan,
+        sync_batchnorm=cfg.sync_batchnorm,
     )
 
 
@@ -144,9 +146,9 @@ def environment() -> dict[str, Any]:
     import importlib.metadata as md
 
     versions = {}
-    for dist in ("sslkit", "torch", "torchvision", "timm", "faiss-cpu", "numpy", "pluggy"):
+    for name in ("sslkit", "torch", "torchvision", "timm", "faiss-cpu", "numpy", "pluggy"):
         with contextlib.suppress(md.PackageNotFoundError):
-            versions[dist] = md.version(dist)
+            versions[name] = md.version(name)
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
@@ -188,8 +190,24 @@ def run(
         saved = read_run_config(resume)
         cfg = RunConfig.from_dict(saved["config"], source=str(resume / "config.json"))
     check_names(registry, cfg)
-    device = resolve_device(cfg.device)
+    device = dist.local_device(resolve_device(cfg.device))
+    dist.init(device)
+    try:
+        return _run(cfg, resume, registry, quiet, run_dir, device)
+    finally:
+        dist.shutdown()
+
+
+def _run(
+    cfg: RunConfig,
+    resume: Path | None,
+    registry: Registry,
+    quiet: bool,
+    run_dir: Path | None,
+    device: torch.device,
+) -> RunResult:
     torch.manual_seed(cfg.seed)
+    rank0 = dist.rank() == 0
 
     bundle = load_data(registry, cfg)
     info, train = bundle.info, bundle.train
@@ -207,7 +225,8 @@ def run(
         "encoder", cfg.encoder, info.in_chans, info.image_size, options=cfg.encoder_options
     )
     pretext: Pretext = registry.build("pretext", cfg.pretext, encoder, info, options=cfg.pretext_options)
-    pretext.to(device)
+    prepare_model(pretext, device, compile=cfg.compile)
+    set_amp(torch.bfloat16 if cfg.amp and device.type == "cuda" else None)
     schedule = recipe(pretext, cfg)
     if pretext.trains_on == "pool" and len(pool) == 0:
         raise UsageError("the unlabeled pool is empty (every training image is labeled); lower --labels")
@@ -216,11 +235,15 @@ def run(
         run_dir = resume
     elif run_dir is not None:
         run_dir.mkdir(parents=True, exist_ok=True)
-    else:
+    elif rank0:
         run_dir = new_run_dir(cfg)
-    acquire_lock(run_dir)
+    run_dir = Path(
+        dist.broadcast_object(run_dir)
+    )  # every rank writes its checkpoints' share to rank 0's directory
+    if rank0:
+        acquire_lock(run_dir)
     try:
-        if resume is None:
+        if resume is None and rank0:
             record = {
                 "config": cfg.to_dict(),
                 "schedule": schedule.__dict__,
@@ -236,23 +259,19 @@ def run(
                 **environment(),
             }
             atomic_write_text(run_dir / "config.json", json.dumps(record, indent=2))
-        if not quiet:
+        if not quiet and rank0:
             log(
                 f"[bold]run[/] {run_dir}  ({info.name}: {len(labeled)} labeled, {len(pool)} unlabeled, "
                 f"{len(bundle.test)} test; {cfg.pretext} on {cfg.encoder}, {schedule.epochs} epochs, {device})"
             )
 
         on_device = pool.to(device) if device.type == "cuda" else pool
-        trainer = Trainer(
-            pretext,
-            on_device,
-            _to(labeled, device),
-            schedule,
-            device,
-            cfg.seed,
-            run_dir,
-            show_progress=not quiet,
-        )
+        try:
+            trainer = Trainer(
+                pretext, on_device, _to(labeled, device), schedule, device, cfg.seed, run_dir, not quiet
+            )
+        except DistributedUnsupported as exc:
+            raise UsageError(str(exc)) from None
         if resume is not None and (run_dir / "checkpoint.pt").exists():
             trainer.resume()
             log(f"resumed at epoch {trainer.epoch + 1}, step {trainer.step_in_epoch}")
@@ -265,13 +284,16 @@ def run(
                 "or pass --on-nan lower-lr"
             ) from None
         train_seconds = time.perf_counter() - t0
+        if not rank0:  # evaluation and the report happen once, on rank 0
+            return RunResult(run_dir, {}, history)
         save_encoder(encoder, run_dir)
         results = evaluate(registry, cfg, pretext, encoder, info, labeled, bundle.test, device, run_dir)
         summary = {"results": results, "train_seconds": round(train_seconds, 2), "labeled": len(labeled)}
         atomic_write_text(run_dir / "results.json", json.dumps(summary, indent=2))
         _write_report(run_dir)
     finally:
-        release_lock(run_dir)
+        if rank0:
+            release_lock(run_dir)
     return RunResult(run_dir, results, history)
 
 

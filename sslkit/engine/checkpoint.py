@@ -48,9 +48,21 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     digest = hashlib.sha256(data).hexdigest()
     side = _sidecar(path)
     previous = _read_digests(side)[-1:] if side.exists() else []
+    if path.exists() and previous:  # keep the last good checkpoint beside the new one (a hard link: no copy)
+        prev = previous_path(path)
+        tmp = prev.with_name(f".{prev.name}.{os.getpid()}.tmp")
+        tmp.unlink(missing_ok=True)
+        os.link(path, tmp)
+        atomic_write_text(_sidecar(prev), json.dumps({"sha256": previous}))
+        os.replace(tmp, prev)
     atomic_write_text(side, json.dumps({"sha256": [*previous, digest]}))
     atomic_write_bytes(path, data)
     atomic_write_text(side, json.dumps({"sha256": [digest]}))
+
+
+def previous_path(path: Path) -> Path:
+    """Where the checkpoint before the latest one is kept: ``checkpoint.prev.pt`` beside ``checkpoint.pt``."""
+    return path.with_name(f"{path.stem}.prev{path.suffix}")
 
 
 def _read_digests(side: Path) -> list[str]:
@@ -69,9 +81,11 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     data = path.read_bytes()
     digests = _read_digests(_sidecar(path))
     if hashlib.sha256(data).hexdigest() not in digests:
+        fix = "delete it to start over"
+        if previous_path(path).exists() and path.name != previous_path(path).name:
+            fix = f"the previous good one is kept: move {previous_path(path).name} over it and resume"
         raise UsageError(
-            f"checkpoint {path} is corrupt (its SHA-256 does not match {_sidecar(path).name}); "
-            "delete it to start over, or restore it from a backup"
+            f"checkpoint {path} is corrupt (its SHA-256 does not match {_sidecar(path).name}); {fix}"
         )
     try:
         return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)

@@ -25,6 +25,10 @@ class Diverged(RuntimeError):
     """The loss became NaN or infinite."""
 
 
+class DistributedUnsupported(RuntimeError):
+    """The pretext cannot be trained with several processes."""
+
+
 @dataclass
 class Schedule:
     epochs: int
@@ -35,6 +39,7 @@ class Schedule:
     warmup_epochs: float = 1.0
     checkpoint_every: float = 300.0  # seconds
     on_nan: str = "stop"
+    sync_batchnorm: bool = False
 
 
 @dataclass
@@ -58,7 +63,15 @@ class Trainer:
         self.local_batch = max(1, global_batch // self.world)
         self.steps_per_epoch = max(1, source // (self.local_batch * self.world))
         self.source_size = source
-        self.model = dist.wrap(self.pretext, self.device)
+        if self.world > 1:
+            if not self.pretext.supports_ddp:
+                raise DistributedUnsupported(
+                    f"{type(self.pretext).__name__} does not run under torchrun: "
+                    f"{(type(self.pretext).__doc__ or '').strip().splitlines()[0]} Run it as one process."
+                )
+            self.pretext.__dict__["_ddp_wrapper"] = dist.wrap(
+                self.pretext, self.device, self.schedule.sync_batchnorm
+            )
         s = self.schedule
         self.optimizers = self.pretext.make_optimizers(s.lr, s.weight_decay, s.optimizer)
         total = s.epochs * self.steps_per_epoch
@@ -72,12 +85,15 @@ class Trainer:
         self.schedulers = [torch.optim.lr_scheduler.LambdaLR(o, factor) for o in self.optimizers]
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=False)
         self.epoch, self.step_in_epoch, self.sums, self.count = 0, 0, {}, 0
+        self.lr_halvings = 0
+        self.initial_lrs = [list(sch.base_lrs) for sch in self.schedulers]
 
     # ------------------------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
+        """Everything a resumed run needs to continue bit for bit, with every rank's RNG streams."""
         rng = {"cpu": torch.get_rng_state()}
         if self.device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+            rng["cuda"] = torch.cuda.get_rng_state(self.device).cpu()
         return {
             "pretext": self.pretext.state_dict(),
             "optimizers": [o.state_dict() for o in self.optimizers],
@@ -87,7 +103,7 @@ class Trainer:
             "step_in_epoch": self.step_in_epoch,
             "sums": {k: float(v) for k, v in self.sums.items()},
             "count": self.count,
-            "rng": rng,
+            "rng": dist.all_gather_object(rng),
             "lr": self.schedule.lr,
         }
 
@@ -101,17 +117,24 @@ class Trainer:
         self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
         self.sums = {k: torch.tensor(v, dtype=torch.float64) for k, v in state["sums"].items()}
         self.count = state["count"]
-        torch.set_rng_state(state["rng"]["cpu"])
-        if "cuda" in state["rng"] and self.device.type == "cuda":
-            torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
+        rngs = state["rng"]
+        if len(rngs) != self.world:
+            raise ValueError(
+                f"the checkpoint was written by {len(rngs)} process(es), this run has {self.world}"
+            )
+        rng = rngs[self.rank]
+        torch.set_rng_state(rng["cpu"])
+        if "cuda" in rng and self.device.type == "cuda":
+            torch.cuda.set_rng_state(rng["cuda"], self.device)
 
     @property
     def checkpoint_path(self) -> Path | None:
         return self.run_dir / "checkpoint.pt" if self.run_dir else None
 
     def save(self) -> None:
+        state = self.state_dict()  # collective: every rank takes part
         if self.checkpoint_path and self.rank == 0:
-            save_checkpoint(self.checkpoint_path, self.state_dict())
+            save_checkpoint(self.checkpoint_path, state)
         dist.barrier()
 
     def resume(self) -> None:
@@ -145,45 +168,82 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------ loop
     def fit(self) -> list[dict[str, Any]]:
+        """Train to the last epoch; returns this session's per-epoch records (also in ``metrics.jsonl``)."""
         history: list[dict[str, Any]] = []
+        with training_progress(self.show_progress and self.rank == 0) as progress:
+            task = progress.add_task(
+                "pretrain", total=self.schedule.epochs * self.steps_per_epoch, loss="-", ips="-"
+            )
+            while True:
+                try:
+                    self._train(progress, task, history)
+                    return history
+                except Diverged as exc:
+                    if (
+                        self.schedule.on_nan != "lower-lr"
+                        or self.lr_halvings >= 3
+                        or not self._has_checkpoint()
+                    ):
+                        raise
+                    self._lower_lr_and_reload(str(exc))
+
+    def _train(self, progress: Any, task: Any, history: list[dict[str, Any]]) -> None:
         s = self.schedule
         last_save = time.monotonic()
-        with training_progress(self.show_progress and self.rank == 0) as progress:
-            task = progress.add_task("pretrain", total=s.epochs * self.steps_per_epoch, loss="-", ips="-")
-            progress.update(task, completed=self.epoch * self.steps_per_epoch + self.step_in_epoch)
-            while self.epoch < s.epochs:
-                dist.set_epoch(self.model, self.epoch)
-                order = self.epoch_order(self.epoch)
-                progress.update(task, description=f"epoch {self.epoch + 1}/{s.epochs}")
-                self.pretext.train()
-                t0, images_seen = time.perf_counter(), 0
-                while self.step_in_epoch < self.steps_per_epoch:
-                    batch = self.make_batch(order[self.step_in_epoch])
-                    terms = self.pretext.train_step(batch, self.optimizers, self.scaler)
-                    self._check_finite(terms)
-                    for sch in self.schedulers:
-                        sch.step()
-                    for k, v in terms.items():
-                        self.sums[k] = self.sums.get(k, torch.zeros((), dtype=torch.float64)) + float(v)
-                    self.count += 1
-                    self.step_in_epoch += 1
-                    images_seen += len(batch.images) * self.world
-                    if self.step_in_epoch % 10 == 0 or self.step_in_epoch == self.steps_per_epoch:
-                        ips = images_seen / max(1e-9, time.perf_counter() - t0)
-                        loss = float(self.sums["loss"]) / self.count
-                        progress.update(task, advance=0, loss=f"{loss:.4f}", ips=f"{ips:,.0f}")
-                    progress.advance(task)
-                    if s.checkpoint_every and time.monotonic() - last_save > s.checkpoint_every:
-                        self.save()
-                        last_save = time.monotonic()
-                record = self._end_epoch(time.perf_counter() - t0, images_seen)
-                history.append(record)
-                last_save = time.monotonic()
-        return history
+        progress.update(task, completed=self.epoch * self.steps_per_epoch + self.step_in_epoch)
+        while self.epoch < s.epochs:
+            order = self.epoch_order(self.epoch)
+            progress.update(task, description=f"epoch {self.epoch + 1}/{s.epochs}")
+            self.pretext.train()
+            t0, images_seen = time.perf_counter(), 0
+            while self.step_in_epoch < self.steps_per_epoch:
+                batch = self.make_batch(order[self.step_in_epoch])
+                terms = self.pretext.train_step(batch, self.optimizers, self.scaler)
+                self._check_finite(terms)
+                for sch in self.schedulers:
+                    sch.step()
+                for k, v in terms.items():
+                    self.sums[k] = self.sums.get(k, torch.zeros((), dtype=torch.float64)) + float(v)
+                self.count += 1
+                self.step_in_epoch += 1
+                images_seen += len(batch.images) * self.world
+                if self.step_in_epoch % 10 == 0 or self.step_in_epoch == self.steps_per_epoch:
+                    ips = images_seen / max(1e-9, time.perf_counter() - t0)
+                    loss = float(self.sums["loss"]) / self.count
+                    progress.update(task, advance=0, loss=f"{loss:.4f}", ips=f"{ips:,.0f}")
+                progress.advance(task)
+                if s.checkpoint_every and time.monotonic() - last_save > s.checkpoint_every:
+                    self.save()
+                    last_save = time.monotonic()
+            record = self._end_epoch(time.perf_counter() - t0, images_seen)
+            history.append(record)
+            if self.show_progress and self.rank == 0 and not console.is_terminal:
+                terms = ", ".join(
+                    f"{k} {v:.4f}" for k, v in record.items() if k not in ("epoch", "lr", "seconds")
+                )
+                log(f"epoch {record['epoch']}/{s.epochs}: {terms}, {record['seconds']:.0f} s")
+            last_save = time.monotonic()
+
+    def _has_checkpoint(self) -> bool:
+        return bool(self.checkpoint_path and self.checkpoint_path.exists())
+
+    def _lower_lr_and_reload(self, reason: str) -> None:
+        """--on-nan lower-lr: back to the last good checkpoint with half the learning rate."""
+        self.resume()
+        self.lr_halvings += 1
+        scale = 0.5**self.lr_halvings
+        for opt, sch, initial in zip(self.optimizers, self.schedulers, self.initial_lrs):
+            sch.base_lrs = [lr * scale for lr in initial]
+            for group, base, factor in zip(opt.param_groups, sch.base_lrs, sch.lr_lambdas):
+                group["lr"] = base * factor(sch.last_epoch)
+        log(f"[yellow]{reason}[/]; resuming from the last checkpoint with the learning rate x{scale:g}")
 
     def _end_epoch(self, seconds: float, images_seen: int) -> dict[str, Any]:
         record: dict[str, Any] = {"epoch": self.epoch + 1}
-        record.update({k: float(v) / max(1, self.count) for k, v in self.sums.items()})
+        means = torch.tensor([float(v) / max(1, self.count) for v in self.sums.values()], dtype=torch.float64)
+        if self.world > 1:  # the epoch's mean over every rank's batches
+            means = dist.all_reduce_mean(means.to(self.device)).cpu()
+        record.update(dict(zip(self.sums, means.tolist())))
         record["lr"] = self.schedulers[0].get_last_lr()[0]
         record["seconds"] = round(seconds, 3)
         record["images_per_s"] = round(images_seen / max(seconds, 1e-9), 1)
@@ -217,6 +277,15 @@ class Trainer:
         step = self.epoch * self.steps_per_epoch + self.step_in_epoch + 1
         detail = ", ".join(f"{k}={float(v):.4g}" for k, v in terms.items())
         raise Diverged(f"loss became {loss} at step {step} (epoch {self.epoch + 1}): {detail}")
+
+
+def prepare_model(model: torch.nn.Module, device: torch.device, compile: bool = False) -> None:
+    """In place: channels_last weights (faster convolutions on CPU and GPU alike), and optionally
+    ``torch.compile`` of each child module (state-dict keys stay unchanged, so checkpoints are portable)."""
+    model.to(device=device, memory_format=torch.channels_last)
+    if compile:
+        for child in model.children():
+            child.compile()
 
 
 def _to_float(images: Tensor, device: torch.device) -> Tensor:

@@ -8,7 +8,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from sslkit import Batch, Component, DataInfo, Pretext, hookimpl
-from sslkit.data import augment
+from sslkit.blocks import mlp_head
+from sslkit.data.augment import all_rotations, light_augment
 
 
 class Rotation(Pretext):
@@ -21,16 +22,16 @@ class Rotation(Pretext):
         "warmup_epochs": 0.2,
     }
 
-    def __init__(self, encoder: nn.Module, info: DataInfo, augment: bool = True) -> None:
+    def __init__(self, encoder: nn.Module, info: DataInfo, augment: bool = True, hidden: int = 1024) -> None:
         super().__init__(encoder, info)
-        self.head = nn.Linear(encoder.feature_dim, 4)
+        self.head = mlp_head(encoder.feature_dim, hidden, 4)
         self.augment = augment
 
     def losses(self, batch: Batch) -> dict[str, Tensor]:
         x = batch.images
         if self.augment:
-            x = augment.light_augment(x, flip=self.info.flips)
-        rotated, target = augment.all_rotations(x)
+            x = light_augment(x, flip=self.info.flips)
+        rotated, target = all_rotations(x)
         logits = self.head(self.encoder(self.info.normalize(rotated)))
         loss = F.cross_entropy(logits, target)
         return {"loss": loss, "accuracy": (logits.argmax(1) == target).float().mean()}
@@ -43,6 +44,6 @@ def sslkit_pretexts() -> list[Component]:
             "rotation",
             Rotation,
             "RotNet: predict the rotation (0/90/180/270) of every image",
-            {"augment": True},
+            {"augment": True, "hidden": 1024},
         )
     ]

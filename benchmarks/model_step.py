@@ -1,0 +1,75 @@
+"""Model-only speed of a pretext's training step on pre-made tensors: plain eager PyTorch vs the engine's
+channels_last layout (and torch.compile with --compile). No data loading, no augmentation differences: the same
+batch every step, so the ratio isolates the model step.
+
+    python benchmarks/model_step.py --pretext rotation --encoder convnet --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from sslkit.engine.loop import prepare_model
+from sslkit.interfaces import Batch, DataInfo
+from sslkit.registry import load_registry
+
+
+def images_per_second(pretext, optimizers, batch: Batch, steps: int, warmup: int) -> float:
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    for _ in range(warmup):
+        pretext.train_step(batch, optimizers, scaler)
+    start = time.perf_counter()
+    for _ in range(steps):
+        pretext.train_step(batch, optimizers, scaler)
+    return steps * len(batch.images) / (time.perf_counter() - start)
+
+
+def build(registry, args, info):
+    torch.manual_seed(0)
+    encoder = registry.build("encoder", args.encoder, info.in_chans, info.image_size)
+    pretext = registry.build("pretext", args.pretext, encoder, info)
+    return pretext, pretext.make_optimizers(0.01, 5e-4, "sgd")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--pretext", default="rotation")
+    parser.add_argument("--encoder", default="convnet")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile (slow to warm up)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    registry = load_registry()
+    info = DataInfo("28x28 gray", [str(i) for i in range(10)], 1, 28, (0.5,), (0.5,))
+    batch = Batch(torch.rand(args.batch_size, 1, 28, 28))
+
+    rows = []
+    pretext, opts = build(registry, args, info)
+    eager = images_per_second(pretext, opts, batch, args.steps, 3)
+    rows.append(("eager (contiguous)", eager))
+    pretext, opts = build(registry, args, info)
+    prepare_model(pretext, torch.device("cpu"), compile=False)
+    rows.append(("channels_last", images_per_second(pretext, opts, batch, args.steps, 3)))
+    if args.compile:
+        pretext, opts = build(registry, args, info)
+        prepare_model(pretext, torch.device("cpu"), compile=True)
+        rows.append(("channels_last + compile", images_per_second(pretext, opts, batch, args.steps, 3)))
+    print(f"{args.pretext} on {args.encoder}, batch {args.batch_size}, {args.threads} threads, 28x28x1")
+    for name, ips in rows:
+        print(f"  {name:26s} {ips:8.0f} images/s   x{ips / eager:.2f}")
+    print(
+        "reproduce: python benchmarks/model_step.py "
+        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if not isinstance(v, bool))
+        + (" --compile" if args.compile else "")
+    )
+
+
+if __name__ == "__main__":
+    main()
