@@ -35,7 +35,11 @@ def reconstruction_loss(recon: Tensor, target: Tensor, weight: Tensor | None = N
 
 
 def _up(c_in: int, c_out: int) -> list[nn.Module]:
-    return [nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
+    return [
+        nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(),
+    ]
 
 
 class Decoder(nn.Module):
@@ -73,7 +77,7 @@ class FromVector(nn.Module):
 
 class Autoencoder(Pretext):
     defaults = {
-        "epochs": 4,
+        "epochs": 4,  # ~490 pool images/s on 2 CPU threads: ~8 min on 60k
         "batch_size": 128,
         "lr": 2e-3,
         "weight_decay": 1e-5,
@@ -91,7 +95,9 @@ class Autoencoder(Pretext):
     ) -> None:
         super().__init__(encoder, info)
         if variant not in VARIANTS:
-            raise UsageError(f"autoencoder option variant must be one of {', '.join(VARIANTS)}; got {variant!r}")
+            raise UsageError(
+                f"autoencoder option variant must be one of {', '.join(VARIANTS)}; got {variant!r}"
+            )
         if noise_std <= 0:
             raise UsageError(f"autoencoder option noise_std must be positive (e.g. 0.3), got {noise_std}")
         if not 0 < mask_ratio < 1:

@@ -32,7 +32,7 @@ def nt_xent(z1: Tensor, z2: Tensor, temperature: float) -> Tensor:
 
 class SimCLR(Pretext):
     defaults = {
-        "epochs": 4,
+        "epochs": 2,  # ~200 pool images/s on 2 CPU threads: 2 epochs of 60k in ~10 min
         "batch_size": 256,
         "lr": 2e-3,
         "weight_decay": 1e-4,
