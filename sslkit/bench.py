@@ -42,7 +42,6 @@ from sslkit.engine.checkpoint import atomic_write_text
 from sslkit.errors import UsageError
 
 GRID_KEYS = ("data", "labels", "labels_per_class", "seed", "out")  # set by the grid, not by a method
-METHOD_EXTRAS = ("reference", "reference_note")
 SUITE_KEYS = ("name", "description", "datasets", "labels", "seeds", "tsne_points", "defaults", "methods")
 
 
@@ -127,12 +126,22 @@ def load_suite(path: Path) -> Suite:
             for budget in budgets:
                 for seed in seeds:
                     values = {**defaults, **settings, "data": data, "seed": seed}
+                    values["eval_options"] = _eval_options(defaults, settings, values)
                     values["labels"] = None if budget == "all" else budget
                     cfg = RunConfig.from_dict(values, source=f"{where} [methods.{method}]")
                     label = "all" if budget == "all" else str(budget)
                     cell = f"{method}-{data}-{label}-s{seed}".replace("/", "_").replace(":", "_")
                     cells.append(Cell(cell, method, cfg, reference, note))
     return Suite(name, path, cells, tsne_points, str(raw.get("description", "")))
+
+
+def _eval_options(defaults: dict, settings: dict, values: dict) -> dict:
+    """Per-evaluator options: the method's over the defaults', kept only for the evaluators the cell runs."""
+    evals = values.get("eval", RunConfig().eval)
+    if isinstance(evals, str):
+        evals = [e.strip() for e in evals.split(",")]
+    merged = {**defaults.get("eval_options", {}), **settings.get("eval_options", {})}
+    return {name: opts for name, opts in merged.items() if name in evals}
 
 
 def _list(raw: dict, key: str, where: str, kind: type, default: list | None = None) -> list:
@@ -439,7 +448,8 @@ def print_summary(suite: Suite, result: SuiteResult) -> None:
         first.setdefault((row["method"], row["evaluator"]), row["metric"])
     table = Table(title=f"{suite.name}: test accuracy, mean ± std over seeds (all metrics: results.csv)")
     for col in ("method", "data/labels", "evaluator", "ours", "n", "ref", "s/cell"):
-        table.add_column(col, justify="left" if col in ("method", "data/labels", "evaluator") else "right")
+        left = col in ("method", "data/labels", "evaluator")
+        table.add_column(col, justify="left" if left else "right", no_wrap=col in ("ours", "method"))
     for row in result.summary:
         if first[(row["method"], row["evaluator"])] != row["metric"]:
             continue

@@ -136,6 +136,19 @@ def test_bad_suites_fail_before_any_cell_runs(tmp_path: Path, capsys: pytest.Cap
     assert "matches no cell" in capsys.readouterr().err
 
 
+def test_eval_options_merge_per_evaluator_and_follow_eval(tmp_path: Path) -> None:
+    text = TINY.replace(
+        "eval_options = { linear = { c_grid = [1.0] } }",
+        "eval_options = { linear = { c_grid = [1.0] }, finetune = { steps = 5 } }",
+    )
+    text += '\n[methods.tuned]\npretext = "rotation"\neval = ["linear", "finetune"]\n'
+    text += "eval_options = { linear = { folds = 3 } }\n"
+    (tmp_path / "s.toml").write_text(text)
+    cells = {c.method: c.cfg for c in load_suite(tmp_path / "s.toml").cells}
+    assert cells["rotation"].eval_options == {"linear": {"c_grid": [1.0]}}  # finetune is not run there
+    assert cells["tuned"].eval_options == {"linear": {"folds": 3}, "finetune": {"steps": 5}}
+
+
 @pytest.mark.parametrize("name", ["fashion100", "mnist100", "svhn732", "cifar10"])
 def test_shipped_suites_parse(name: str) -> None:
     suite = load_suite(Path(__file__).parent.parent / "benchmarks" / f"{name}.toml")
