@@ -301,7 +301,8 @@ def _run_parallel(suite: Suite, todo: list[Cell], out: Path, jobs: int) -> list[
     """Each cell in its own ``sslkit bench --cell`` process with cores/jobs threads; output to ``bench.log``."""
     from sslkit.engine.loop import log
 
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = max(1, cores // jobs)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     pending, running, failed, done = list(todo), {}, [], 0
     try:
