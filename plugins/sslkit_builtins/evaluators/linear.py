@@ -11,7 +11,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from sslkit import Component, EvalContext, EvalResult, UsageError, hookimpl
-from sslkit_builtins.evaluators.metrics import classification_report
+from sslkit_builtins.evaluators.metrics import classification_report, save_confusion_csv
 
 
 def fit_logistic(
@@ -107,7 +107,7 @@ class LinearProbe:
         metrics, details = classification_report(test_x.double() @ w + b, test_y, ctx.info.classes)
         metrics["train_accuracy"] = float(((train_x.double() @ w + b).argmax(1) == train_y).float().mean())
         details.update({"C": c, "cv_accuracy": cv_scores})
-        return EvalResult(metrics, details=details)
+        return EvalResult(metrics, save_confusion_csv(ctx.run_dir, "linear", details), details)
 
 
 @hookimpl
