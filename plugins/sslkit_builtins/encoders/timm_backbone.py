@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import timm
 from torch import nn
 
@@ -15,19 +17,54 @@ def create(
         close = timm.list_models(f"*{model_name}*")[:8]
         hint = f"; similar: {', '.join(close)}" if close else ""
         raise UsageError(f"unknown timm model {model_name!r}{hint}; `timm.list_models()` lists them")
+    if pretrained and not _weights_cached(model_name) and not _hub_reachable():
+        raise UsageError(_no_weights(model_name, "the Hugging Face Hub is not reachable"))
     try:
         model = timm.create_model(model_name, pretrained=pretrained, num_classes=0, in_chans=in_chans)
     except Exception as exc:
         if pretrained:
-            raise UsageError(
-                f"could not fetch pretrained weights for timm model {model_name!r} ({type(exc).__name__}); "
-                "connect to the internet once (weights are cached) or drop pretrained"
-            ) from None
+            raise UsageError(_no_weights(model_name, type(exc).__name__)) from None
         raise
     if image_size < 64:
         _small_image_stem(model, in_chans)
     model.feature_dim = model.num_features
     return model
+
+
+def _no_weights(model_name: str, why: str) -> str:
+    return (
+        f"could not fetch pretrained weights for timm model {model_name!r} ({why}); run once with internet "
+        "access (they are cached under $HF_HOME, default ~/.cache/huggingface), copy that cache to this machine, "
+        "or drop --encoder-opt pretrained=true to start from random weights"
+    )
+
+
+def _weights_cached(model_name: str) -> bool:
+    """Whether the weights timm would download for ``model_name`` are already in the Hugging Face cache."""
+    from huggingface_hub import try_to_load_from_cache
+
+    cfg = timm.models.get_pretrained_cfg(model_name)
+    hub_id = getattr(cfg, "hf_hub_id", None) if cfg is not None else None
+    if not hub_id:
+        return True  # weights from elsewhere (a URL, a file): let timm try and report
+    return any(
+        isinstance(try_to_load_from_cache(hub_id, name), str)
+        for name in ("model.safetensors", "open_clip_model.safetensors", "pytorch_model.bin")
+    )
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """A quick TCP probe, so that an offline machine fails at once instead of after minutes of retries."""
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    url = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or 443), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
 
 
 def _small_image_stem(model: nn.Module, in_chans: int) -> None:
