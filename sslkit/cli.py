@@ -227,7 +227,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         result = run(RunConfig(), resume=Path(args.resume))
     else:
         result = run(config_from_args(args))
-    print_results(result.results, result.run_dir)
+    if result.results:  # under torchrun only rank 0 evaluates
+        print_results(result.results, result.run_dir)
     return 0
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import warnings
 
 import torch
 import torch.distributed as td
@@ -95,7 +96,9 @@ def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
         return x
     from torch.distributed.nn.functional import all_gather
 
-    return torch.cat(all_gather(x), dim=0)
+    with warnings.catch_warnings():  # deprecated in favour of a private module; still the public autograd gather
+        warnings.simplefilter("ignore", FutureWarning)
+        return torch.cat(all_gather(x), dim=0)
 
 
 def all_reduce_mean(x: torch.Tensor) -> torch.Tensor:
