@@ -65,9 +65,12 @@ class Trainer:
         self.source_size = source
         if self.world > 1:
             if not self.pretext.supports_ddp:
+                owner = next(c for c in type(self.pretext).__mro__ if "supports_ddp" in c.__dict__)
+                doc = " ".join((owner.__doc__ or "").split())  # the class that opted out says why
+                why = doc.split("Not under torchrun: ", 1)[-1] if "Not under torchrun" in doc else ""
                 raise DistributedUnsupported(
-                    f"{type(self.pretext).__name__} does not run under torchrun: "
-                    f"{(type(self.pretext).__doc__ or '').strip().splitlines()[0]} Run it as one process."
+                    f"pretext {type(self.pretext).__name__} does not run under torchrun"
+                    f"{': ' + why.rstrip('.') if why else ''}; run it as one process (without torchrun)"
                 )
             self.pretext.__dict__["_ddp_wrapper"] = dist.wrap(
                 self.pretext, self.device, self.schedule.sync_batchnorm

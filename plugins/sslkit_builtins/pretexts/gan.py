@@ -103,7 +103,12 @@ def _check(name: str, latent_dim: int, gen_width: int) -> None:
 
 
 class _GAN(Pretext):
-    """Alternating discriminator/generator steps; subclasses give the two losses."""
+    """Alternating discriminator/generator steps; subclasses give the two losses.
+
+    Not under torchrun: its two backward passes per step, each over a different half of the model, do not go
+    through one DistributedDataParallel forward, so the ranks' gradients would not be averaged."""
+
+    supports_ddp = False
 
     def __init__(self, encoder: nn.Module, info: DataInfo, latent_dim: int, gen_width: int) -> None:
         super().__init__(encoder, info)

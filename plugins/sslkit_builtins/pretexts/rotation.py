@@ -13,10 +13,13 @@ from sslkit.data.augment import all_rotations, light_augment
 
 
 class Rotation(Pretext):
+    # One pass over the pool in batches of 64 (256 rotated images): the same 940 steps on Fashion-MNIST as the
+    # official recipe's 2 epochs of 128 (0.779 linear probe on a GPU), in under 10 minutes on 2 CPU cores,
+    # where small batches also run faster per image (107 vs 68 images/s at 256: benchmarks/model_step.py).
     defaults = {
-        "epochs": 2,
-        "batch_size": 128,
-        "lr": 0.1,
+        "epochs": 1,
+        "batch_size": 64,
+        "lr": 0.05,
         "weight_decay": 5e-4,
         "optimizer": "sgd",
         "warmup_epochs": 0.2,
