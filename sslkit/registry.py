@@ -91,7 +91,7 @@ class Registry:
         try:
             return entry.component.factory(*args, **opts)
         except (ValueError, RuntimeError) as exc:
-            if not options:  # defaults failing is a bug in the plugin, not the user's input: keep the traceback
+            if not options:  # the defaults failing is the plugin's bug: keep the traceback
                 raise
             given = ", ".join(f"{k}={v!r}" for k, v in options.items())
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

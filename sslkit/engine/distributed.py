@@ -96,7 +96,8 @@ def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
         return x
     from torch.distributed.nn.functional import all_gather
 
-    with warnings.catch_warnings():  # deprecated in favour of a private module; still the public autograd gather
+    # deprecated in favour of a private module, but still the public gather with autograd
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         return torch.cat(all_gather(x), dim=0)
 

@@ -43,7 +43,9 @@ class ConvNet(nn.Module):
         side = image_size // 4
         flat = w2 * side * side
         if feature_dim < 0:
-            raise ValueError(f"feature_dim must be 0 (the flattened feature map) or positive, got {feature_dim}")
+            raise ValueError(
+                f"feature_dim must be 0 (the flattened feature map) or positive, got {feature_dim}"
+            )
         self.fc: nn.Module = nn.Flatten()
         if feature_dim:
             self.fc = nn.Sequential(

@@ -23,7 +23,9 @@ class Supervised(Pretext):
         "warmup_epochs": 10,
     }
 
-    def __init__(self, encoder: nn.Module, info: DataInfo, augment: bool = True, dropout: float = 0.5) -> None:
+    def __init__(
+        self, encoder: nn.Module, info: DataInfo, augment: bool = True, dropout: float = 0.5
+    ) -> None:
         super().__init__(encoder, info)
         if info.multilabel:
             raise UsageError("the supervised pretext needs single-label data; this dataset is multi-label")
