@@ -94,7 +94,9 @@ def test_two_process_runs_write_one_run_directory_and_resume_after_a_kill(tmp_pa
 
 
 def test_gan_pretexts_refuse_torchrun_and_say_why(tmp_path: Path) -> None:
-    proc = _torchrun(["-m", "sslkit", "run", "--data", "digits", "--pretext", "dcgan", "--out", str(tmp_path)])
+    proc = _torchrun(
+        ["-m", "sslkit", "run", "--data", "digits", "--pretext", "dcgan", "--out", str(tmp_path)]
+    )
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode != 0
     assert "pretext DCGAN does not run under torchrun: its two backward passes" in out
