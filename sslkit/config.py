@@ -74,8 +74,12 @@ class RunConfig:
             if value is not None and value <= 0:
                 raise UsageError(f"--{name.replace('_', '-')} must be positive, got {value}")
 
-        for name in ("labels", "labels_per_class", "pool_size", "epochs", "batch_size", "lr"):
+        for name in ("labels", "labels_per_class", "pool_size", "batch_size", "lr"):
             positive(name, getattr(self, name))
+        if self.epochs is not None and self.epochs < 0:
+            raise UsageError(
+                f"--epochs must be >= 0 (0: no pretraining, evaluate the encoder as built), got {self.epochs}"
+            )
         if self.weight_decay is not None and self.weight_decay < 0:
             raise UsageError(f"--weight-decay must be >= 0, got {self.weight_decay}")
         if self.checkpoint_every < 0:

@@ -231,7 +231,7 @@ def _run(
     prepare_model(pretext, device, compile=cfg.compile)
     set_amp(torch.bfloat16 if cfg.amp and device.type == "cuda" else None)
     schedule = recipe(pretext, cfg)
-    if pretext.trains_on == "pool" and len(pool) == 0:
+    if schedule.epochs > 0 and pretext.trains_on == "pool" and len(pool) == 0:
         raise UsageError("the unlabeled pool is empty (every training image is labeled); lower --labels")
 
     if resume is not None:
@@ -268,24 +268,8 @@ def _run(
                 f"{len(bundle.test)} test; {cfg.pretext} on {cfg.encoder}, {schedule.epochs} epochs, {device})"
             )
 
-        on_device = pool.to(device) if device.type == "cuda" else pool
-        try:
-            trainer = Trainer(
-                pretext, on_device, _to(labeled, device), schedule, device, cfg.seed, run_dir, not quiet
-            )
-        except DistributedUnsupported as exc:
-            raise UsageError(str(exc)) from None
-        if resume is not None and (run_dir / "checkpoint.pt").exists():
-            trainer.resume()
-            log(f"resumed at epoch {trainer.epoch + 1}, step {trainer.step_in_epoch}")
         t0 = time.perf_counter()
-        try:
-            history = trainer.fit()
-        except Diverged as exc:
-            raise UsageError(
-                f"{exc}; the last good checkpoint is kept in {run_dir}. Lower --lr and --resume, "
-                "or pass --on-nan lower-lr"
-            ) from None
+        history = pretrain(pretext, pool, labeled, schedule, device, cfg.seed, run_dir, resume, quiet)
         train_seconds = time.perf_counter() - t0
         if not rank0:  # evaluation and the report happen once, on rank 0
             return RunResult(run_dir, {}, history)
@@ -298,6 +282,40 @@ def _run(
         if rank0:
             release_lock(run_dir)
     return RunResult(run_dir, results, history)
+
+
+def pretrain(
+    pretext: Pretext,
+    pool: torch.Tensor,
+    labeled: Split,
+    schedule: Schedule,
+    device: torch.device,
+    seed: int,
+    run_dir: Path,
+    resume: Path | None,
+    quiet: bool,
+) -> list[dict[str, Any]]:
+    """Pretrain (or continue a killed pretraining); ``epochs = 0`` evaluates the encoder as built (e.g. pretrained
+    timm weights)."""
+    if schedule.epochs == 0:
+        return []
+    on_device = pool.to(device) if device.type == "cuda" else pool
+    try:
+        trainer = Trainer(
+            pretext, on_device, _to(labeled, device), schedule, device, seed, run_dir, not quiet
+        )
+    except DistributedUnsupported as exc:
+        raise UsageError(str(exc)) from None
+    if resume is not None and (run_dir / "checkpoint.pt").exists():
+        trainer.resume()
+        log(f"resumed at epoch {trainer.epoch + 1}, step {trainer.step_in_epoch}")
+    try:
+        return trainer.fit()
+    except Diverged as exc:
+        raise UsageError(
+            f"{exc}; the last good checkpoint is kept in {run_dir}. Lower --lr and --resume, "
+            "or pass --on-nan lower-lr"
+        ) from None
 
 
 def _to(split: Split, device: torch.device) -> Split:

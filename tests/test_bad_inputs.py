@@ -76,7 +76,7 @@ CASES: list[tuple[str, list[str], str, Callable[[Path], list[str]] | None]] = [
         None,
     ),
     ("unknown device", ["run", "--device", "tpu"], "unknown device 'tpu'", None),
-    ("epochs zero", ["run", "--epochs", "0"], "--epochs must be positive", None),
+    ("negative epochs", ["run", "--epochs", "-1"], "--epochs must be >= 0", None),
     ("negative lr", ["run", "--lr", "-1"], "--lr must be positive", None),
     ("batch size zero", ["run", "--batch-size", "0"], "--batch-size must be positive", None),
     ("bad on-nan choice", ["run", "--on-nan", "retry"], "invalid choice: 'retry'", None),

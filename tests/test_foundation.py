@@ -190,3 +190,16 @@ def test_plugins_command_lists_kind_name_and_distribution(capsys) -> None:
     assert main(["plugins"]) == 0
     out = capsys.readouterr().out
     assert "rotation" in out and "convnet" in out and "sslkit" in out
+
+
+def test_epochs_zero_evaluates_the_encoder_as_built(tmp_path) -> None:
+    """No pretraining (e.g. pretrained timm weights): even with every label used and so no unlabeled pool."""
+    out = tmp_path / "runs"
+    argv = ["run", "--data", "digits", "--labels", "all", "--epochs", "0", "--eval", "knn", "--out", str(out)]
+    assert main(argv) == 0
+    (run_dir,) = out.iterdir()
+    assert not (run_dir / "metrics.jsonl").exists() and not (run_dir / "checkpoint.pt").exists()
+    results = json.loads((run_dir / "results.json").read_text())
+    assert (
+        results["labeled"] == 1300 and results["results"]["knn"]["accuracy"] > 0.5
+    )  # random convnet features
