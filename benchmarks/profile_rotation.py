@@ -35,7 +35,9 @@ def scoped(name: str, fn):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=64)
@@ -67,10 +69,14 @@ def main() -> None:
         for i in range(3, 3 + args.steps):
             step(i)
     seconds = time.perf_counter() - start
-    totals = {e.key: e.cpu_time_total / 1e6 for e in prof.key_averages() if e.key in ("data", "augment", "step")}
+    totals = {
+        e.key: e.cpu_time_total / 1e6 for e in prof.key_averages() if e.key in ("data", "augment", "step")
+    }
     model = totals["step"] - totals["augment"]  # augment runs inside the step's scope
     outside = totals["data"] + totals["augment"]
-    print(f"rotation on convnet, Fashion-MNIST, batch {args.batch_size}, {args.threads} threads, {args.steps} steps")
+    print(
+        f"rotation on convnet, Fashion-MNIST, batch {args.batch_size}, {args.threads} threads, {args.steps} steps"
+    )
     print(f"  data (index, copy, to float) {totals['data']:7.3f} s")
     print(f"  augment (flip/translate, 4 rotations) {totals['augment']:7.3f} s")
     print(f"  model forward + backward + optimizer {model:7.3f} s")
