@@ -67,6 +67,15 @@ def broadcast_object(obj: object) -> object:
     return box[0]
 
 
+def agree(flag: bool, device: torch.device) -> bool:
+    """Rank 0's ``flag`` on every rank: for decisions that start a collective (e.g. a checkpoint)."""
+    if not active():
+        return flag
+    box = torch.tensor([int(flag)], device=device)
+    td.broadcast(box, src=0)
+    return bool(box.item())
+
+
 def all_gather_object(obj: object) -> list[object]:
     """``[obj of rank 0, obj of rank 1, ...]`` on every rank; ``[obj]`` on one process."""
     if not active():

@@ -215,7 +215,7 @@ class Trainer:
                     loss = float(self.sums["loss"]) / self.count
                     progress.update(task, advance=0, loss=f"{loss:.4f}", ips=f"{ips:,.0f}")
                 progress.advance(task)
-                if s.checkpoint_every and time.monotonic() - last_save > s.checkpoint_every:
+                if s.checkpoint_every and self._checkpoint_due(last_save):
                     self.save()
                     last_save = time.monotonic()
             record = self._end_epoch(time.perf_counter() - t0, images_seen)
@@ -226,6 +226,15 @@ class Trainer:
                 )
                 log(f"epoch {record['epoch']}/{s.epochs}: {terms}, {record['seconds']:.0f} s")
             last_save = time.monotonic()
+
+    def _checkpoint_due(self, last_save: float) -> bool:
+        """Time for a mid-epoch checkpoint? Saving is collective, so under torchrun rank 0's clock decides, and
+        only every 10th step, to keep that agreement (a one-number broadcast) off the other steps."""
+        if self.world == 1:
+            return time.monotonic() - last_save > self.schedule.checkpoint_every
+        if (self.epoch * self.steps_per_epoch + self.step_in_epoch) % 10:
+            return False
+        return dist.agree(time.monotonic() - last_save > self.schedule.checkpoint_every, self.device)
 
     def _has_checkpoint(self) -> bool:
         return bool(self.checkpoint_path and self.checkpoint_path.exists())
