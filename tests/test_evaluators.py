@@ -14,6 +14,7 @@ import pytest
 import torch
 from PIL import Image
 from sslkit_builtins.evaluators.knn import KNN, knn_votes
+from sslkit_builtins.evaluators.linear import standardization
 from sslkit_builtins.evaluators.metrics import average_precision, voc07_average_precision
 
 from sslkit import DataInfo, EvalContext, Split, UsageError
@@ -103,6 +104,15 @@ def test_average_precision_matches_sklearn_and_ignores_difficult() -> None:
         expected = average_precision_score(target[keep], scores[keep])
         got = average_precision(torch.from_numpy(scores), torch.from_numpy(target))
         assert got == pytest.approx(expected, abs=1e-12)
+
+
+def test_standardization_gives_features_constant_on_the_labels_no_weight() -> None:
+    labeled = torch.tensor([[1.0, 5.0, 2.0], [3.0, 5.0, 2.0 + 1e-7], [5.0, 5.0, 2.0]])
+    mean, std = standardization(labeled)
+    assert torch.allclose(mean, torch.tensor([3.0, 5.0, 2.0]))
+    assert std[0] == 2.0 and torch.isinf(std[1:]).all()
+    test = torch.tensor([[4.0, 9.0, 3.0]])  # a constant feature that varies on test images adds nothing
+    assert torch.equal((test - mean) / std, torch.tensor([[0.5, 0.0, 0.0]]))
 
 
 def test_voc07_eleven_point_ap_by_hand() -> None:

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from sslkit import Component, DataInfo, EvalContext, EvalResult, Split, UsageError, hookimpl
 from sslkit.data.augment import light_augment
 from sslkit.interfaces import autocast_for
-from sslkit_builtins.evaluators.linear import choose_c, fit_logistic
+from sslkit_builtins.evaluators.linear import choose_c, fit_logistic, standardization
 from sslkit_builtins.evaluators.metrics import classification_report, save_confusion_csv
 
 
@@ -159,8 +159,7 @@ class FineTune:
         details: dict = {}
         if self.probe_init:
             x, y = ctx.features("labeled"), ctx.labeled.labels.cpu().long()
-            mean = x.mean(0)
-            std = x.std(0).clamp_min(1e-6) if len(x) > 1 else torch.ones(x.shape[1])
+            mean, std = standardization(x)
             xs = (x - mean) / std
             c, _ = choose_c(xs, y, k, [0.01, 0.1, 1.0, 10.0], 5, ctx.seed, 300)
             w, b = fit_logistic(xs, y, k, c, 300)

@@ -17,11 +17,15 @@ class HeadEvaluator:
     @torch.inference_mode()
     def evaluate(self, ctx: EvalContext) -> EvalResult:
         pretext = ctx.pretext
-        if pretext is None or type(pretext).predict is Pretext.predict:
-            name = type(pretext).__name__ if pretext is not None else "no pretext"
+        if pretext is None:
             raise UsageError(
-                f"evaluator 'head' needs a pretext with its own classifier (sgan, supervised); {name} has none: "
-                "use --eval linear or knn"
+                "evaluator 'head' needs the trained pretext's classifier, which `sslkit eval` does not rebuild "
+                "(it loads the encoder only): use --eval linear,knn here, or --eval head in `sslkit run`"
+            )
+        if type(pretext).predict is Pretext.predict:
+            raise UsageError(
+                f"evaluator 'head' needs a pretext with its own classifier (sgan, supervised); "
+                f"{type(pretext).__name__} has none: use --eval linear or knn"
             )
         was = pretext.training
         pretext.eval()

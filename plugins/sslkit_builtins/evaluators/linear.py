@@ -43,6 +43,15 @@ def fit_logistic(
     return w.detach(), b.detach()
 
 
+def standardization(x: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-feature mean and std of the labeled features. A feature (nearly) constant there gets std = inf, i.e.
+    weight 0: dividing by its ~0 std would turn the slightest variation on test images into huge inputs."""
+    if len(x) < 2:
+        return x.mean(0), torch.ones(x.shape[1], dtype=x.dtype)
+    std = x.std(0)
+    return x.mean(0), torch.where(std > 1e-3 * std.mean(), std, torch.inf)
+
+
 def stratified_folds(y: Tensor, folds: int, seed: int) -> list[Tensor]:
     """Fold id per sample: each class's samples dealt round-robin after a seeded shuffle."""
     gen = torch.Generator().manual_seed(seed)
@@ -96,10 +105,7 @@ class LinearProbe:
             )
         train_x, test_x = ctx.features("labeled"), ctx.features("test")
         train_y, test_y = ctx.labeled.labels.cpu(), ctx.test.labels.cpu()
-        mean, std = (
-            train_x.mean(0),
-            train_x.std(0).clamp_min(1e-6) if len(train_x) > 1 else torch.ones(train_x.shape[1]),
-        )
+        mean, std = standardization(train_x)
         train_x, test_x = (train_x - mean) / std, (test_x - mean) / std
         k = ctx.info.num_classes
         c, cv_scores = choose_c(train_x, train_y, k, self.c_grid, self.folds, ctx.seed, self.max_iter)

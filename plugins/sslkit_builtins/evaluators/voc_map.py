@@ -19,6 +19,7 @@ from torch.nn import functional as F
 
 from sslkit import Component, EvalContext, EvalResult, UsageError, hookimpl
 from sslkit_builtins.evaluators.finetune import Classifier, head_from_probe, predict, train_end_to_end
+from sslkit_builtins.evaluators.linear import standardization
 from sslkit_builtins.evaluators.metrics import average_precision, voc07_average_precision
 
 
@@ -147,8 +148,7 @@ class VocMAP:
                 f"({len(absent)} such class(es)); raise --labels or use --labels all"
             )
         x = ctx.features("labeled")
-        mean = x.mean(0)
-        std = x.std(0).clamp_min(1e-6) if len(x) > 1 else torch.ones(x.shape[1])
+        mean, std = standardization(x)
         xs = (x - mean) / std
         c, cv = choose_c(xs, y, self.c_grid, self.folds, ctx.seed)
         w, b = fit_multilabel(xs, y, c)
