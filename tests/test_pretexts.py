@@ -109,8 +109,11 @@ def test_dcgan_disc_is_the_reference_discriminator(registry) -> None:
     convs = [m for m in encoder.modules() if isinstance(m, nn.Conv2d)]
     assert [c.out_channels for c in convs] == [32, 64, 128] and all(c.stride == (2, 2) for c in convs)
     assert sum(isinstance(m, nn.BatchNorm2d) for m in encoder.modules()) == 2
-    assert encoder.feature_dim == 128 * 4 * 4
-    assert registry.build("encoder", "dcgan-disc", 3, 32).feature_dim == 128 * 4 * 4
+    pyramid = (32 + 64 + 128) * 4 * 4  # every block max-pooled to 4x4 (the DCGAN paper's readout)
+    assert encoder.feature_dim == pyramid and encoder(torch.rand(2, 1, 28, 28)).shape == (2, pyramid)
+    assert registry.build("encoder", "dcgan-disc", 3, 32).feature_dim == pyramid
+    last_map = registry.build("encoder", "dcgan-disc", 1, 28, options={"grid": 0})
+    assert last_map.feature_dim == 128 * 4 * 4 and last_map(torch.rand(2, 1, 28, 28)).shape == (2, 2048)
 
 
 # ------------------------------------------------------------------------------------------ training
