@@ -19,10 +19,10 @@ def main() -> None:
     p.add_argument("--data", default="fashion-mnist")
     p.add_argument("--labels", type=int, default=100)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--data-root", default=None, help="default: $SSLKIT_DATA, then ./data")
+    p.add_argument("--data-root", default=None, help="default: $SSLKIT_DATA, else ~/.cache/sslkit/data")
     args = p.parse_args()
 
-    from sslkit import EvalContext
+    from sslkit import EvalContext, UsageError
     from sslkit.config import RunConfig
     from sslkit.data import split_budget
     from sslkit.registry import load_registry
@@ -32,7 +32,11 @@ def main() -> None:
     cfg = RunConfig.from_dict(
         {"data": args.data, "data_root": args.data_root, "download": False}, source="cli"
     )
-    bundle = load_data(registry, cfg)
+    try:
+        bundle = load_data(registry, cfg)
+    except UsageError as exc:
+        print(f"pixel_baseline: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     scores: dict[str, list[float]] = {"linear": [], "knn": []}
     t0 = time.perf_counter()
     for seed in args.seeds:
