@@ -213,3 +213,19 @@ def test_crop_flip_is_a_mirror_and_contrast_saturation_match_torchvision() -> No
         assert ((factors > 0.69) & (factors < 1.31)).all() and factors.std() > 0, name
         for i in range(4):
             assert torch.allclose(out[i], reference(x[i], float(factors[i])), atol=1e-4), name
+
+
+def test_mixup_blends_each_image_with_its_partner_by_one_lambda() -> None:
+    x = torch.rand(8, 1, 5, 5, generator=gen(1))
+    mixed, partner, lam = A.mixup(x, 1.0, generator=gen(2))
+    assert 0 <= lam <= 1 and sorted(partner.tolist()) == list(range(8))
+    assert torch.allclose(mixed, lam * x + (1 - lam) * x[partner])
+    again, partner2, lam2 = A.mixup(x, 1.0, generator=gen(2))
+    assert torch.equal(again, mixed) and torch.equal(partner2, partner) and lam2 == lam
+    # a small alpha puts lambda near 0 or 1 (Beta(0.05, 0.05) is U-shaped); a large one near 1/2
+    lams = [A.mixup(x, 0.05, generator=gen(s))[2] for s in range(200)]
+    assert sum(min(v, 1 - v) < 0.05 for v in lams) > 150
+    lams = [A.mixup(x, 50.0, generator=gen(s))[2] for s in range(200)]
+    assert all(abs(v - 0.5) < 0.25 for v in lams)
+    with pytest.raises(ValueError, match="alpha"):
+        A.mixup(x, 0.0)

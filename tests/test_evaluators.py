@@ -352,6 +352,22 @@ def test_finetune_starts_from_the_probe_and_trains_end_to_end(registry) -> None:
     assert last < first
 
 
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"steps": 0}, "steps must be positive"),
+        ({"wise": 0.0}, r"wise must be in \(0, 1\]"),
+        ({"label_smoothing": 1.0}, r"label_smoothing must be in \[0, 1\)"),
+        ({"mixup": -1.0}, "mixup .* must be >= 0"),
+        ({"translate": -2}, "translate .* must be >= 0"),
+        ({"flips": "sometimes"}, "flips must be bool"),
+    ],
+)
+def test_invalid_finetune_options_are_usage_errors(registry, options: dict, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        registry.build("evaluator", "finetune", options=options)
+
+
 @pytest.mark.parametrize("name", ["knn", "finetune", "voc-map"])
 def test_empty_labeled_split_is_a_usage_error(name: str, registry) -> None:
     ctx = _ctx(torch.zeros(0, 4), torch.zeros(0, dtype=torch.long), torch.randn(5, 4), torch.arange(5) % 5)

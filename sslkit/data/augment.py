@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -299,6 +300,25 @@ def cutout(x: Tensor, size: int, generator: torch.Generator | None = None) -> Te
     xs = torch.arange(w, device=x.device).view(1, 1, w)
     hole = (ys >= cy) & (ys < cy + size) & (xs >= cx) & (xs < cx + size)
     return x * (~hole).unsqueeze(1).to(x.dtype)
+
+
+# ----------------------------------------------------------------------------------------- mixing
+
+
+def mixup(x: Tensor, alpha: float, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, float]:
+    """mixup (Zhang et al. 2018): each image blended with a partner from the same batch,
+    ``lam * x + (1 - lam) * x[partner]``, one ``lam ~ Beta(alpha, alpha)`` for the whole batch. Returns
+    ``(mixed, partner, lam)``; train on ``lam * loss(out, y) + (1 - lam) * loss(out, y[partner])``, which works
+    for any loss (soft, multi-hot or masked targets alike)."""
+    if alpha <= 0:
+        raise ValueError(f"mixup alpha must be positive, got {alpha}")
+    seed = int(
+        _rand(1, x, generator, dtype=torch.float64).item() * 2**62
+    )  # Beta draws from numpy, seeded here
+    lam = float(np.random.default_rng(seed).beta(alpha, alpha))
+    device = generator.device if generator is not None else torch.device("cpu")
+    partner = torch.randperm(len(x), generator=generator, device=device).to(x.device)
+    return torch.lerp(x[partner], x, lam), partner, lam
 
 
 def normalize(x: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:

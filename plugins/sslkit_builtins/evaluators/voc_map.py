@@ -12,12 +12,14 @@ test image has no AP; it is reported as None and left out of both means."""
 from __future__ import annotations
 
 import copy
+from functools import partial
 
 import torch
 from torch import Tensor
 from torch.nn import functional as F
 
 from sslkit import Component, EvalContext, EvalResult, UsageError, hookimpl
+from sslkit.data.augment import light_augment
 from sslkit_builtins.evaluators.finetune import Classifier, head_from_probe, predict, train_end_to_end
 from sslkit_builtins.evaluators.linear import standardization
 from sslkit_builtins.evaluators.metrics import average_precision, voc07_average_precision
@@ -163,6 +165,7 @@ class VocMAP:
                 model,
                 ctx.labeled,
                 masked_bce,
+                partial(light_augment, flip=ctx.info.flips),
                 self.steps,
                 self.batch_size,
                 self.lr,
