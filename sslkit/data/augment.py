@@ -312,9 +312,8 @@ def mixup(x: Tensor, alpha: float, generator: torch.Generator | None = None) -> 
     for any loss (soft, multi-hot or masked targets alike)."""
     if alpha <= 0:
         raise ValueError(f"mixup alpha must be positive, got {alpha}")
-    seed = int(
-        _rand(1, x, generator, dtype=torch.float64).item() * 2**62
-    )  # Beta draws from numpy, seeded here
+    # torch has no seeded Beta sampler: numpy draws lambda, from a seed taken from ``generator``
+    seed = int(_rand(1, x, generator, dtype=torch.float64).item() * 2**62)
     lam = float(np.random.default_rng(seed).beta(alpha, alpha))
     device = generator.device if generator is not None else torch.device("cpu")
     partner = torch.randperm(len(x), generator=generator, device=device).to(x.device)

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from sslkit import Component, DataInfo, EvalContext, EvalResult, Split, UsageError, hookimpl
-from sslkit.data.augment import hflip, mixup, random_translate
+from sslkit.data.augment import light_augment, mixup
 from sslkit.interfaces import autocast_for
 from sslkit_builtins.evaluators.linear import choose_c, fit_logistic, standardization
 from sslkit_builtins.evaluators.metrics import classification_report, save_confusion_csv
@@ -164,11 +164,6 @@ class FineTune:
             )
         self.mixup, self.translate, self.flips = mixup, translate, flips
 
-    def augment(self, x: Tensor, flips: bool) -> Tensor:
-        if self.translate:
-            x = random_translate(x, self.translate)
-        return hflip(x) if flips else x
-
     def evaluate(self, ctx: EvalContext) -> EvalResult:
         if ctx.info.multilabel:
             raise UsageError(
@@ -195,7 +190,7 @@ class FineTune:
             model,
             ctx.labeled,
             partial(nn.functional.cross_entropy, label_smoothing=self.label_smoothing),
-            partial(self.augment, flips=self.flips and ctx.info.flips),
+            partial(light_augment, flip=self.flips and ctx.info.flips, pad=self.translate),
             self.steps,
             self.batch_size,
             self.lr,
