@@ -355,11 +355,13 @@ def summarize(suite: Suite, cells: list[Cell], out: Path) -> SuiteResult:
         run_dir = out / c.name
         summary = _read(run_dir / "results.json")
         bench = _read(run_dir / "bench.json") or {}
+        recorded = (_read(run_dir / "config.json") or {}).get("config", {})
+        encoder = c.cfg.encoder or recorded.get("encoder", "(the pretext's recipe)")
         record = {
             "cell": c.name,
             "method": c.method,
             "pretext": c.cfg.pretext,
-            "encoder": c.cfg.encoder,
+            "encoder": encoder,
             "data": c.cfg.data,
             "labels": c.labels,
             "seed": c.cfg.seed,
@@ -375,7 +377,9 @@ def summarize(suite: Suite, cells: list[Cell], out: Path) -> SuiteResult:
         for evaluator, metrics in record["results"].items():
             for metric, value in metrics.items():
                 key = (c.method, c.cfg.data, c.labels, evaluator, metric)
-                g = groups.setdefault(key, {"cell": c, "values": [], "seeds": [], "walls": []})
+                g = groups.setdefault(
+                    key, {"cell": c, "encoder": encoder, "values": [], "seeds": [], "walls": []}
+                )
                 g["values"].append(float(value))
                 g["seeds"].append(c.cfg.seed)
                 if record["wall_seconds"] is not None:
@@ -386,7 +390,7 @@ def summarize(suite: Suite, cells: list[Cell], out: Path) -> SuiteResult:
             {
                 "method": method,
                 "pretext": c.cfg.pretext,
-                "encoder": c.cfg.encoder,
+                "encoder": g["encoder"],
                 "data": data,
                 "labels": labels,
                 "evaluator": evaluator,

@@ -30,7 +30,15 @@ class _Parser(argparse.ArgumentParser):
 def _run_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("what to run")
     g.add_argument("--pretext", help="pretext task (default rotation); `sslkit plugins` lists them")
-    g.add_argument("--encoder", help="encoder: convnet, resnet18, timm:NAME, ... (default convnet)")
+    g.add_argument(
+        "--encoder",
+        help="encoder: convnet, resnet18, timm:NAME, ... (default: the pretext's recipe, else convnet)",
+    )
+    g.add_argument(
+        "--init",
+        metavar="RUN_DIR",
+        help="start from another run's trained encoder (e.g. rotation -> fixmatch)",
+    )
     g.add_argument("--data", help="dataset: digits, mnist, fashion-mnist, svhn, ... (default digits)")
     g.add_argument(
         "--labels", help="labeled images, balanced over classes and seeded, or 'all' (default 100)"
@@ -38,6 +46,13 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--labels-per-class", type=int, help="labeled images per class instead of --labels")
     g.add_argument("--pool-size", type=int, help="pretrain on a seeded random subset of the unlabeled pool")
     g.add_argument("--eval", help="comma-separated evaluators (default linear)")
+    g.add_argument(
+        "--no-baselines",
+        dest="baselines",
+        action="store_const",
+        const=False,
+        help="skip scoring the frozen-feature evaluators on a random-init encoder and raw pixels",
+    )
     g = p.add_argument_group("training (defaults come from the pretext's recipe)")
     g.add_argument("--epochs", type=int)
     g.add_argument("--batch-size", type=int)
@@ -151,6 +166,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     for key in (
         "pretext",
         "encoder",
+        "init",
         "data",
         "labels_per_class",
         "pool_size",
@@ -169,6 +185,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         "download",
         "checkpoint_every",
         "on_nan",
+        "baselines",
     ):
         value = getattr(args, key, None)
         if value is not None:
@@ -218,7 +235,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.resume:
         given = [
-            k for k in ("pretext", "encoder", "data", "labels", "epochs", "config") if getattr(args, k, None)
+            k
+            for k in ("pretext", "encoder", "init", "data", "labels", "epochs", "config")
+            if getattr(args, k, None)
         ]
         if given:
             raise UsageError(
@@ -228,7 +247,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         result = run(config_from_args(args))
     if result.results:  # under torchrun only rank 0 evaluates
-        print_results(result.results, result.run_dir)
+        print_results(result.results, result.run_dir, result.baselines)
     return 0
 
 
@@ -299,17 +318,33 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 1 if result.failed else 0
 
 
-def print_results(results: dict[str, dict[str, float]], run_dir: Path) -> None:
+def print_results(
+    results: dict[str, dict[str, float]],
+    run_dir: Path,
+    baselines: dict[str, dict[str, dict[str, float]]] | None = None,
+) -> None:
+    """The results table; with ``baselines``, each metric beside the same evaluator on a random-init encoder and on
+    raw pixels (same label draw)."""
     from rich.console import Console
     from rich.table import Table
 
+    baselines = baselines or {}
     table = Table(title=f"results: {run_dir}")
     table.add_column("evaluator")
     table.add_column("metric")
     table.add_column("value", justify="right")
+    columns = [("random_init", "random init"), ("pixels", "raw pixels")]
+    columns = [(key, title) for key, title in columns if baselines.get(key)]
+    for _, title in columns:
+        table.add_column(title, justify="right")
+
+    def cell(value: object) -> str:
+        return f"{value:.4f}" if isinstance(value, float) else str(value)
+
     for name, metrics in results.items():
         for metric, value in metrics.items():
-            table.add_row(name, metric, f"{value:.4f}" if isinstance(value, float) else str(value))
+            extra = [baselines[key].get(name, {}).get(metric) for key, _ in columns]
+            table.add_row(name, metric, cell(value), *("" if v is None else cell(v) for v in extra))
     Console().print(table)
 
 

@@ -19,10 +19,11 @@ else:  # pragma: no cover
 @dataclass
 class RunConfig:
     pretext: str = "rotation"
-    encoder: str = "convnet"
+    encoder: str | None = None  # None: the --init run's, else the pretext's recipe, else convnet
     data: str = "digits"
     labels: int | None = 100  # None: every training label
     labels_per_class: int | None = None
+    init: str | None = None  # a run directory whose saved encoder starts this run
     pool_size: int | None = None  # pretrain on a seeded random subset of this many unlabeled images
     epochs: int | None = None  # None: the pretext's recipe
     batch_size: int | None = None
@@ -34,6 +35,7 @@ class RunConfig:
     data_root: str | None = None
     download: bool = True
     eval: list[str] = field(default_factory=lambda: ["linear"])
+    baselines: bool = True  # also score frozen-feature evaluators on a random-init encoder and raw pixels
     out: str = "runs"
     amp: bool = True  # bfloat16 autocast on CUDA; ignored on CPU
     compile: bool = False

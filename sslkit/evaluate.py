@@ -23,36 +23,19 @@ from sslkit.run import (
     check_names,
     evaluate,
     load_data,
-    read_run_config,
     release_lock,
     resolve_device,
 )
+from sslkit.rundir import load_encoder_weights, read_run_config
 
 
 def load_encoder(registry: Any, cfg: RunConfig, info: Any, run_dir: Path) -> torch.nn.Module:
-    from safetensors.torch import load_file
-
-    path = run_dir / "encoder.safetensors"
-    if not path.exists():
-        raise UsageError(
-            f"{path} does not exist: the run has not finished training; `sslkit run --resume {run_dir}` first"
-        )
     options = dict(cfg.encoder_options)
     if "pretrained" in registry.get("encoder", cfg.encoder).component.options:
         options["pretrained"] = False  # the saved weights replace them: no download
     torch.manual_seed(cfg.seed)
     encoder = registry.build("encoder", cfg.encoder, info.in_chans, info.image_size, options=options)
-    try:
-        state = load_file(str(path))
-    except Exception as exc:
-        raise UsageError(f"cannot read {path} ({type(exc).__name__}); the run directory is damaged") from None
-    try:
-        encoder.load_state_dict(state)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[1].strip() if "\n" in str(exc) else str(exc)
-        raise UsageError(
-            f"{path} does not fit encoder {cfg.encoder!r} as configured ({first}); was the plugin changed?"
-        ) from None
+    load_encoder_weights(encoder, run_dir, f"encoder {cfg.encoder!r} as configured; was the plugin changed?")
     return encoder
 
 

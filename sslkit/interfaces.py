@@ -114,7 +114,8 @@ class Pretext(nn.Module):
 
     The simple contract is :meth:`losses`: a dict of scalar tensors whose ``"loss"`` entry is minimized with one
     optimizer over all parameters. Pretexts that need more (adversarial ones) override :meth:`make_optimizers` and
-    :meth:`train_step`. ``defaults`` holds the recipe (epochs, batch_size, lr, weight_decay, optimizer) used for any
+    :meth:`train_step`. After training, ``self.encoder`` is what the run saves and evaluates (a pretext that
+    keeps an averaged copy of its weights puts that copy there). ``defaults`` holds the recipe (epochs, batch_size, lr, weight_decay, optimizer) used for any
     setting the user leaves out.
     """
 
@@ -130,6 +131,10 @@ class Pretext(nn.Module):
 
     def losses(self, batch: Batch) -> dict[str, Tensor]:
         raise NotImplementedError
+
+    def labeled_batch_size(self, pool_batch: int) -> int:
+        """Labeled images per step of a ``uses_labels`` pretext, given the pool images per step."""
+        return pool_batch
 
     def forward(self, batch: Batch) -> dict[str, Tensor]:
         return self.losses(batch)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -24,6 +25,7 @@ from sslkit.errors import UsageError
 from sslkit.features import FeatureCache
 from sslkit.interfaces import DatasetBundle, EvalContext, Pretext, Split, set_amp
 from sslkit.registry import Registry, check_options, load_registry
+from sslkit.rundir import ENCODER, load_encoder_weights, read_run_config, save_encoder
 
 DEFAULT_RECIPE = {"epochs": 10, "batch_size": 256, "lr": 0.05, "weight_decay": 5e-4, "optimizer": "sgd"}
 
@@ -33,6 +35,7 @@ class RunResult:
     run_dir: Path
     results: dict[str, dict[str, float]]
     history: list[dict[str, Any]]
+    baselines: dict[str, dict[str, dict[str, float]]] = dataclasses.field(default_factory=dict)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -58,6 +61,26 @@ def resolve_device(name: str) -> torch.device:
 def load_data(registry: Registry, cfg: RunConfig) -> DatasetBundle:
     root = Path(cfg.data_root).expanduser() if cfg.data_root else default_data_root()
     return registry.build("dataset", cfg.data, root, cfg.download, options=cfg.data_options)
+
+
+def resolve_encoder(registry: Registry, cfg: RunConfig) -> RunConfig:
+    """Fill in the encoder when none was given: the ``--init`` run's, else the pretext's recipe (its
+    ``defaults["encoder"]`` and ``defaults["encoder_options"]``), else convnet. Given options override."""
+    if cfg.init is not None:
+        saved = read_run_config(Path(cfg.init))["config"]
+        if cfg.encoder not in (None, saved["encoder"]):
+            raise UsageError(
+                f"--init {cfg.init} holds a {saved['encoder']!r} encoder, not {cfg.encoder!r}; "
+                f"drop --encoder or init from a run of {cfg.encoder!r}"
+            )
+        name, options = saved["encoder"], {**saved["encoder_options"], **cfg.encoder_options}
+    elif cfg.encoder is None:
+        recipe = getattr(registry.get("pretext", cfg.pretext).component.factory, "defaults", {})
+        name = recipe.get("encoder", "convnet")
+        options = {**recipe.get("encoder_options", {}), **cfg.encoder_options}
+    else:
+        return cfg
+    return dataclasses.replace(cfg, encoder=name, encoder_options=options)
 
 
 def check_names(registry: Registry, cfg: RunConfig) -> None:
@@ -145,6 +168,15 @@ def _alive(pid: int) -> bool:
         return True
 
 
+def _provenance(init: Path) -> dict[str, Any]:
+    """Where an ``--init`` run's weights came from: its directory, method and the weights' digest."""
+    import hashlib
+
+    saved = read_run_config(init)["config"]
+    digest = hashlib.sha256((init / ENCODER).read_bytes()).hexdigest()
+    return {"run_dir": str(init.resolve()), "pretext": saved["pretext"], "encoder_sha256": digest}
+
+
 def environment() -> dict[str, Any]:
     import importlib.metadata as md
 
@@ -167,18 +199,6 @@ def environment() -> dict[str, Any]:
     }
 
 
-def read_run_config(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "config.json"
-    if not run_dir.is_dir() or not path.exists():
-        raise UsageError(
-            f"{run_dir} is not an sslkit run directory (no config.json); pass a directory made by `sslkit run`"
-        )
-    try:
-        return json.loads(path.read_text())
-    except ValueError:
-        raise UsageError(f"{path} is not valid JSON; the run directory is damaged") from None
-
-
 def run(
     cfg: RunConfig,
     resume: Path | None = None,
@@ -192,6 +212,7 @@ def run(
     if resume is not None:
         saved = read_run_config(resume)
         cfg = RunConfig.from_dict(saved["config"], source=str(resume / "config.json"))
+    cfg = resolve_encoder(registry, cfg)
     check_names(registry, cfg)
     device = dist.local_device(resolve_device(cfg.device))
     dist.init(device)
@@ -227,6 +248,10 @@ def _run(
     encoder = registry.build(
         "encoder", cfg.encoder, info.in_chans, info.image_size, options=cfg.encoder_options
     )
+    if cfg.init is not None:
+        load_encoder_weights(
+            encoder, Path(cfg.init), f"this run's encoder ({cfg.encoder} on {info.in_chans}-channel images)"
+        )
     pretext: Pretext = registry.build("pretext", cfg.pretext, encoder, info, options=cfg.pretext_options)
     prepare_model(pretext, device, compile=cfg.compile)
     set_amp(torch.bfloat16 if cfg.amp and device.type == "cuda" else None)
@@ -259,6 +284,7 @@ def _run(
                     "classes": info.classes,
                 },
                 "device": str(device),
+                "init": _provenance(Path(cfg.init)) if cfg.init else None,
                 **environment(),
             }
             atomic_write_text(run_dir / "config.json", json.dumps(record, indent=2))
@@ -273,15 +299,23 @@ def _run(
         train_seconds = time.perf_counter() - t0
         if not rank0:  # evaluation and the report happen once, on rank 0
             return RunResult(run_dir, {}, history)
-        save_encoder(encoder, run_dir)
-        results = evaluate(registry, cfg, pretext, encoder, info, labeled, bundle.test, device, run_dir)
-        summary = {"results": results, "train_seconds": round(train_seconds, 2), "labeled": len(labeled)}
+        save_encoder(pretext.encoder, run_dir)
+        results = evaluate(
+            registry, cfg, pretext, pretext.encoder, info, labeled, bundle.test, device, run_dir
+        )
+        summary: dict[str, Any] = {
+            "results": results,
+            "train_seconds": round(train_seconds, 2),
+            "labeled": len(labeled),
+        }
+        if cfg.baselines:
+            summary["baselines"] = baselines(registry, cfg, info, labeled, bundle.test, device)
         atomic_write_text(run_dir / "results.json", json.dumps(summary, indent=2))
         _write_report(run_dir)
     finally:
         if rank0:
             release_lock(run_dir)
-    return RunResult(run_dir, results, history)
+    return RunResult(run_dir, results, history, summary.get("baselines", {}))
 
 
 def pretrain(
@@ -322,15 +356,6 @@ def _to(split: Split, device: torch.device) -> Split:
     return Split(split.images.to(device), split.labels.to(device))
 
 
-def save_encoder(encoder: torch.nn.Module, run_dir: Path) -> None:
-    from safetensors.torch import save_file
-
-    state = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
-    tmp = run_dir / ".encoder.safetensors.tmp"
-    save_file(state, str(tmp))
-    os.replace(tmp, run_dir / "encoder.safetensors")
-
-
 def evaluate(
     registry: Registry,
     cfg: RunConfig,
@@ -341,13 +366,15 @@ def evaluate(
     test: Split,
     device: torch.device,
     run_dir: Path | None,
+    names: list[str] | None = None,
 ) -> dict[str, dict[str, float]]:
+    """Run the evaluators ``names`` (default ``cfg.eval``); with a ``run_dir`` their details go to files there."""
     if len(labeled) == 0:
         raise UsageError("the labeled split is empty; evaluators need --labels of at least one per class")
     features = FeatureCache(encoder, {"labeled": labeled, "test": test}, info, device)
     ctx = EvalContext(encoder, pretext, info, labeled, test, features, device, run_dir, cfg.seed)
     results: dict[str, dict[str, float]] = {}
-    for name in cfg.eval:
+    for name in cfg.eval if names is None else names:
         evaluator = registry.build("evaluator", name, options=cfg.eval_options.get(name, {}))
         torch.manual_seed(cfg.seed)
         result = evaluator.evaluate(ctx)
@@ -358,6 +385,43 @@ def evaluate(
                 json.dumps({"artifacts": result.artifacts, **result.details}, indent=2),
             )
     return results
+
+
+class RawPixels(torch.nn.Module):
+    """The raw-pixels baseline as an encoder: the normalized image, flattened."""
+
+    def __init__(self, info: Any) -> None:
+        super().__init__()
+        self.feature_dim = info.in_chans * info.image_size**2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1)
+
+
+def baselines(
+    registry: Registry, cfg: RunConfig, info: Any, labeled: Split, test: Split, device: torch.device
+) -> dict[str, dict[str, dict[str, float]]]:
+    """The run's frozen-feature evaluators (those with ``frozen_features = True``) on the same label draw, on a
+    randomly initialized encoder of the same architecture (the run's own starting point) and on raw pixels:
+    what training bought."""
+    names = [
+        n
+        for n in cfg.eval
+        if getattr(
+            registry.build("evaluator", n, options=cfg.eval_options.get(n, {})), "frozen_features", False
+        )
+    ]
+    if not names:
+        return {}
+    options = dict(cfg.encoder_options)
+    if "pretrained" in registry.get("encoder", cfg.encoder).component.options:
+        options["pretrained"] = False
+    torch.manual_seed(cfg.seed)
+    random_init = registry.build("encoder", cfg.encoder, info.in_chans, info.image_size, options=options)
+    out = {}
+    for label, encoder in (("random_init", random_init.to(device)), ("pixels", RawPixels(info))):
+        out[label] = evaluate(registry, cfg, None, encoder, info, labeled, test, device, None, names)
+    return out
 
 
 def _write_report(run_dir: Path) -> None:

@@ -25,6 +25,20 @@ from sslkit.registry import Provider, load_registry
 from sslkit.run import acquire_lock, new_run_dir, run
 
 RUN = ["run", "--data", "digits", "--epochs", "4", "--seed", "3", "--eval", "linear"]
+# FixMatch adds a moving average, a second (labeled) sampler and its own augmentation streams
+FIXMATCH = [
+    "run",
+    "--pretext",
+    "fixmatch",
+    "--data",
+    "digits",
+    "--epochs",
+    "3",
+    "--seed",
+    "3",
+    "--eval",
+    "linear,head",
+]
 
 
 def _sslkit(args: list[str]) -> subprocess.Popen:
@@ -52,10 +66,11 @@ def _outcome(run_dir: Path) -> tuple[list[dict], dict, bytes]:
     return metrics, results, (run_dir / "encoder.safetensors").read_bytes()
 
 
-def test_run_killed_mid_epoch_resumes_to_the_same_result(tmp_path: Path) -> None:
+@pytest.mark.parametrize("argv", [RUN, FIXMATCH], ids=["rotation", "fixmatch"])
+def test_run_killed_mid_epoch_resumes_to_the_same_result(argv: list[str], tmp_path: Path) -> None:
     """SIGKILL at two random moments (each after at least one mid-epoch checkpoint), resume after each."""
-    reference = _sslkit([*RUN, "--out", str(tmp_path / "ref")])
-    killed = _sslkit([*RUN, "--checkpoint-every", "0.2", "--out", str(tmp_path / "killed")])
+    reference = _sslkit([*argv, "--out", str(tmp_path / "ref")])
+    killed = _sslkit([*argv, "--checkpoint-every", "0.2", "--out", str(tmp_path / "killed")])
     rng = random.Random(os.getpid())
     kills = 0
     proc = killed

@@ -302,6 +302,169 @@ def cutout(x: Tensor, size: int, generator: torch.Generator | None = None) -> Te
     return x * (~hole).unsqueeze(1).to(x.dtype)
 
 
+# ------------------------------------------------------------------------------------ RandAugment
+
+# The operations of FixMatch's RandAugment (Sohn et al. 2020), as PIL defines them. Each takes the images
+# that drew it and their magnitudes ``m`` in [0, 1] (signed ones already carry a random sign).
+RANDAUGMENT_OPS = (
+    "identity",
+    "autocontrast",
+    "equalize",
+    "brightness",
+    "contrast",
+    "sharpness",
+    "posterize",
+    "solarize",
+    "rotate",
+    "shear_x",
+    "shear_y",
+    "translate_x",
+    "translate_y",
+)
+_GEOMETRIC = ("rotate", "shear_x", "shear_y", "translate_x", "translate_y")
+
+
+def autocontrast(x: Tensor) -> Tensor:
+    """Stretch each channel of each image to span [0, 1] (constant channels stay as they are)."""
+    low = x.amin((2, 3), keepdim=True)
+    high = x.amax((2, 3), keepdim=True)
+    span = high - low
+    return torch.where(span > 0, (x - low) / span.clamp_min(1e-12), x)
+
+
+def equalize(x: Tensor) -> Tensor:
+    """PIL's histogram equalization, per image and channel, on the 256 levels of ``round(255 x)``."""
+    n, c, h, w = x.shape
+    levels = (x * 255).round_().clamp_(0, 255).long().view(n * c, h * w)
+    hist = torch.zeros(n * c, 256, dtype=torch.long, device=x.device)
+    hist.scatter_add_(1, levels, torch.ones_like(levels))
+    # PIL: step = (pixels - count of the highest level present) // 255; lut[i] = (step // 2 + cdf[i-1]) // step
+    top = hist.gather(1, levels.amax(1, keepdim=True)).squeeze(1)
+    step = (h * w - top) // 255
+    before = hist.cumsum(1) - hist
+    lut = ((step.view(-1, 1) // 2 + before) // step.clamp_min(1).view(-1, 1)).clamp_(max=255)
+    out = lut.gather(1, levels).to(x.dtype).div_(255)
+    return torch.where((step > 0).view(-1, 1), out, levels.to(x.dtype) / 255).view_as(x)
+
+
+def _blend(degenerate: Tensor, x: Tensor, factor: Tensor) -> Tensor:
+    """PIL's ImageEnhance: ``degenerate + factor * (x - degenerate)``, clamped to [0, 1]."""
+    return torch.lerp(degenerate, x, factor.view(-1, 1, 1, 1)).clamp_(0, 1)
+
+
+def _smooth(x: Tensor) -> Tensor:
+    """PIL's SMOOTH filter (3x3, centre weight 5, total 13) inside the image; border pixels unchanged."""
+    n, c, h, w = x.shape
+    kernel = x.new_ones(3, 3)
+    kernel[1, 1] = 5
+    inner = F.conv2d(x.reshape(n * c, 1, h, w), (kernel / 13).view(1, 1, 3, 3)).view(n, c, h - 2, w - 2)
+    out = x.clone()
+    out[:, :, 1:-1, 1:-1] = inner
+    return out
+
+
+def _grey_mean(x: Tensor) -> Tensor:
+    grey = _luma(x) if x.shape[1] == 3 else x
+    return grey.mean((1, 2, 3), keepdim=True).expand_as(x)
+
+
+def posterize(x: Tensor, bits: Tensor) -> Tensor:
+    """Keep the top ``bits[i]`` bits (1..8) of each 8-bit level of image i."""
+    drop = (2 ** (8 - bits.to(x.device))).view(-1, 1, 1, 1).to(x.dtype)
+    levels = (x * 255).round_()
+    return (levels / drop).floor_().mul_(drop).div_(255)
+
+
+def solarize(x: Tensor, threshold: Tensor) -> Tensor:
+    """Invert every level at or above ``threshold[i]`` (in [0, 1]) in image i."""
+    return torch.where(x >= threshold.view(-1, 1, 1, 1), 1 - x, x)
+
+
+def _colour_op(name: str, x: Tensor, m: Tensor) -> Tensor:
+    if name == "identity":
+        return x
+    if name == "autocontrast":
+        return autocontrast(x)
+    if name == "equalize":
+        return equalize(x)
+    factor = 1 + 0.9 * m  # brightness, contrast, sharpness: PIL factors in [0.1, 1.9]
+    if name == "brightness":
+        return _blend(torch.zeros_like(x), x, factor)
+    if name == "contrast":
+        return _blend(_grey_mean(x), x, factor)
+    if name == "sharpness":
+        return _blend(_smooth(x), x, factor)
+    if name == "posterize":
+        return posterize(x, 8 - (m.abs() * 4).round().long())  # 8 down to 4 bits
+    if name == "solarize":
+        return solarize(x, 1 - m.abs())
+    raise ValueError(f"unknown RandAugment op {name!r}")
+
+
+def _geometric_theta(name: str, m: Tensor) -> Tensor:
+    """Per-sample affine matrices (grid_sample's output-to-input map) of one geometric op."""
+    n = len(m)
+    theta = torch.zeros(n, 2, 3, dtype=m.dtype, device=m.device)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1
+    if name == "rotate":  # up to 30 degrees
+        angle = m * math.radians(30)
+        theta[:, 0, 0], theta[:, 0, 1] = angle.cos(), -angle.sin()
+        theta[:, 1, 0], theta[:, 1, 1] = angle.sin(), angle.cos()
+    elif name == "shear_x":  # shear factor up to 0.3
+        theta[:, 0, 1] = 0.3 * m
+    elif name == "shear_y":
+        theta[:, 1, 0] = 0.3 * m
+    elif name == "translate_x":  # up to 30 % of the side; [-1, 1] spans the image, so 0.6 in grid units
+        theta[:, 0, 2] = 0.6 * m
+    elif name == "translate_y":
+        theta[:, 1, 2] = 0.6 * m
+    return theta
+
+
+def rand_augment(
+    x: Tensor,
+    n_ops: int = 2,
+    p: float = 0.5,
+    cutout_size: int | None = None,
+    ops: Sequence[str] = RANDAUGMENT_OPS,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """FixMatch's RandAugment on a whole batch: each image draws ``n_ops`` operations from ``ops``, each with
+    its own magnitude (uniform in (0, 1], a random sign for signed ops) and applied with probability ``p``,
+    then one ``cutout_size`` square (default half the side) is zeroed. Geometric ops fill with zeros.
+
+    Work is done per operation on the images that drew it (one ``grid_sample`` a round for all geometric
+    ops), so the cost grows with ``n_ops``, not with the number of operations in ``ops``."""
+    unknown = [op for op in ops if op not in RANDAUGMENT_OPS]
+    if unknown:
+        raise ValueError(f"unknown RandAugment op(s) {unknown}; choose from {', '.join(RANDAUGMENT_OPS)}")
+    n = len(x)
+    out = x.clone()
+    for _ in range(n_ops):
+        choice = _randint(n, 0, len(ops), x, generator).cpu()
+        magnitude = 1 - _rand(n, x, generator, dtype=torch.float32).cpu()  # (0, 1]
+        sign = torch.where(_rand(n, x, generator, dtype=torch.float32).cpu() < 0.5, -1.0, 1.0)
+        applied = _rand(n, x, generator, dtype=torch.float32).cpu() < p
+        signed = (magnitude * sign).to(x.device, x.dtype)
+        geometric = torch.zeros(n, dtype=torch.bool)
+        thetas = torch.zeros(n, 2, 3, dtype=x.dtype, device=x.device)
+        for k, name in enumerate(ops):
+            pick = applied & (choice == k)
+            if not pick.any() or name == "identity":
+                continue
+            index = pick.nonzero().squeeze(1).to(x.device)
+            if name in _GEOMETRIC:
+                geometric |= pick
+                thetas[index] = _geometric_theta(name, signed[index])
+            else:
+                out[index] = _colour_op(name, out[index], signed[index])
+        if geometric.any():
+            index = geometric.nonzero().squeeze(1).to(x.device)
+            out[index] = _affine(out[index], thetas[index])
+    size = cutout_size if cutout_size is not None else x.shape[-1] // 2
+    return cutout(out, size, generator=generator) if size > 0 else out
+
+
 # ----------------------------------------------------------------------------------------- mixing
 
 

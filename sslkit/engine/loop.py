@@ -162,7 +162,7 @@ class Trainer:
         batch = Batch(_to_float(self.pool[index], self.device))
         if self.pretext.uses_labels:
             assert self.labeled is not None and len(self.labeled) > 0
-            pick = torch.randint(0, len(self.labeled), (self.local_batch,))
+            pick = torch.randint(0, len(self.labeled), (self.pretext.labeled_batch_size(self.local_batch),))
             batch.labeled_images = _to_float(
                 self.labeled.images[pick.to(self.labeled.images.device)], self.device
             )
@@ -175,7 +175,7 @@ class Trainer:
         history: list[dict[str, Any]] = []
         with training_progress(self.show_progress and self.rank == 0) as progress:
             task = progress.add_task(
-                "pretrain", total=self.schedule.epochs * self.steps_per_epoch, loss="-", ips="-"
+                "pretrain", total=self.schedule.epochs * self.steps_per_epoch, terms="", ips="-"
             )
             while True:
                 try:
@@ -212,8 +212,8 @@ class Trainer:
                 images_seen += len(batch.images) * self.world
                 if self.step_in_epoch % 10 == 0 or self.step_in_epoch == self.steps_per_epoch:
                     ips = images_seen / max(1e-9, time.perf_counter() - t0)
-                    loss = float(self.sums["loss"]) / self.count
-                    progress.update(task, advance=0, loss=f"{loss:.4f}", ips=f"{ips:,.0f}")
+                    terms = " ".join(f"{k} {float(v) / self.count:.3f}" for k, v in self.sums.items())
+                    progress.update(task, advance=0, terms=terms, ips=f"{ips:,.0f}")
                 progress.advance(task)
                 if s.checkpoint_every and self._checkpoint_due(last_save):
                     self.save()

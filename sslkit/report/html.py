@@ -52,7 +52,7 @@ class RunView:
 
 
 def read_run(path: Path) -> RunView:
-    from sslkit.run import read_run_config
+    from sslkit.rundir import read_run_config
 
     record = read_run_config(path)
     history = []

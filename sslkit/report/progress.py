@@ -20,7 +20,7 @@ def training_progress(enabled: bool = True) -> Progress:
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]}"),
+        TextColumn("{task.fields[terms]}"),
         TextColumn("{task.fields[ips]} img/s"),
         TimeElapsedColumn(),
         TextColumn("ETA"),

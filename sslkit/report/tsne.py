@@ -63,24 +63,20 @@ def subsample(labels: np.ndarray, points: int, seed: int = 0) -> np.ndarray:
 
 
 def load_run(run_dir: Path) -> tuple[Any, Any, Any]:
-    """Rebuild a finished run's dataset bundle and encoder (weights from ``encoder.safetensors``)."""
-    from safetensors.torch import load_file
-
+    """Rebuild a finished run's dataset bundle and encoder (weights from ``encoder.safetensors``, never a
+    download of pretrained ones)."""
     from sslkit.config import RunConfig
+    from sslkit.evaluate import load_encoder
     from sslkit.registry import load_registry
-    from sslkit.run import load_data, read_run_config
+    from sslkit.run import load_data
+    from sslkit.rundir import read_run_config
 
     saved = read_run_config(run_dir)
     cfg = RunConfig.from_dict(saved["config"], source=str(run_dir / "config.json"))
     cfg.download = False
     registry = load_registry()
     bundle = load_data(registry, cfg)
-    info = bundle.info
-    encoder = registry.build(
-        "encoder", cfg.encoder, info.in_chans, info.image_size, options=cfg.encoder_options
-    )
-    encoder.load_state_dict(load_file(str(run_dir / "encoder.safetensors")))
-    return cfg, bundle, encoder
+    return cfg, bundle, load_encoder(registry, cfg, bundle.info, run_dir)
 
 
 def compute(run_dir: Path, points: int = 2000, k: int = 10) -> dict[str, Any]:

@@ -76,6 +76,8 @@ def knn_votes(
 
 
 class KNN:
+    frozen_features = True  # reads ctx.features only: sslkit also scores the baselines with it
+
     def __init__(
         self, k: str = "auto", weighting: str = "exp", temperature: float = 0.07, batch_size: int = 4096
     ) -> None:

@@ -85,6 +85,8 @@ def choose_c(
 
 
 class LinearProbe:
+    frozen_features = True  # reads ctx.features only: sslkit also scores the baselines with it
+
     def __init__(
         self, c_grid: list = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0), folds: int = 5, max_iter: int = 500
     ):

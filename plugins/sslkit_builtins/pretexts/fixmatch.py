@@ -1,0 +1,184 @@
+"""FixMatch (Sohn et al. 2020): the labeled split and the unlabeled pool trained together, with consistency.
+
+Each step takes ``mu`` pool images per labeled image. The prediction on a weak view of a pool image (a shift, and a
+flip where the data allows it), taken without gradient, becomes its pseudo-label where its confidence reaches
+``threshold``; the strong view (RandAugment + cutout) is trained to predict it. Loss: supervised cross-entropy on
+the labeled batch plus ``lambda_u`` times the masked cross-entropy of the strong views. All three batches go
+through the network together, so batch norm sees labeled and pool images alike.
+
+What the run saves and evaluates is an exponential moving average of the weights (batch-norm statistics copied):
+``self.encoder`` is that average, ``self.student`` the network the optimizer trains. ``align=true`` adds
+ReMixMatch's distribution alignment (pseudo-label probabilities rescaled by the labeled class prior over the
+running mean of the predictions)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from sslkit import Batch, Component, DataInfo, Pretext, UsageError, hookimpl
+from sslkit.data.augment import light_augment, rand_augment
+
+# ------------------------------------------------------------------------------------------ losses
+
+
+def pseudo_labels(weak_probs: Tensor, threshold: float) -> tuple[Tensor, Tensor]:
+    """Hard pseudo-labels of the weak views and the mask of those confident enough (max probability >=
+    ``threshold``), as floats."""
+    confidence, labels = weak_probs.max(1)
+    return labels, (confidence >= threshold).to(weak_probs.dtype)
+
+
+def consistency_loss(strong_logits: Tensor, labels: Tensor, mask: Tensor) -> Tensor:
+    """FixMatch's unlabeled loss: cross-entropy of the strong views against the pseudo-labels, kept where the mask
+    is 1 and averaged over *all* pool images (masked ones count as zero)."""
+    return (F.cross_entropy(strong_logits.float(), labels, reduction="none") * mask).mean()
+
+
+def align_distribution(probs: Tensor, prior: Tensor, running_mean: Tensor) -> Tensor:
+    """ReMixMatch's distribution alignment: ``p * prior / running_mean``, renormalized to sum to 1."""
+    aligned = probs * (prior / running_mean.clamp_min(1e-6))
+    return aligned / aligned.sum(1, keepdim=True)
+
+
+# ------------------------------------------------------------------------------------------ method
+
+
+class FixMatch(Pretext):
+    uses_labels = True
+    # 2^20 steps on a GPU in the paper; on 2 CPU cores, 10 passes over a 60,000-image pool at 4 x 32 per step.
+    # The encoder, unless one is given: the convnet at width 16 read by global average pooling (faster to learn
+    # end to end than the flattened map, and cheap enough for thousands of steps on a CPU).
+    defaults = {
+        "epochs": 10,
+        "batch_size": 128,  # pool images per step; the labeled batch is batch_size / mu
+        "lr": 0.03,
+        "weight_decay": 5e-4,
+        "optimizer": "sgd",
+        "warmup_epochs": 0,
+        "encoder": "convnet",
+        "encoder_options": {"width": 16, "pool": "avg"},
+    }
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        info: DataInfo,
+        threshold: float = 0.95,
+        mu: int = 4,
+        lambda_u: float = 1.0,
+        ema: float = 0.99,
+        align: bool = False,
+        strong_ops: int = 2,
+        cutout: float = 0.5,
+    ) -> None:
+        if info.multilabel:
+            raise UsageError("fixmatch needs single-label data; this dataset is multi-label")
+        if not 0 < threshold <= 1:
+            raise UsageError(f"fixmatch option threshold must be in (0, 1], got {threshold}")
+        if mu < 1:
+            raise UsageError(f"fixmatch option mu must be at least 1, got {mu}")
+        if lambda_u < 0:
+            raise UsageError(f"fixmatch option lambda_u must be >= 0, got {lambda_u}")
+        if not 0 <= ema < 1:
+            raise UsageError(f"fixmatch option ema must be in [0, 1), got {ema}")
+        if strong_ops < 0 or not 0 <= cutout <= 1:
+            raise UsageError(
+                f"fixmatch options strong_ops >= 0 and cutout in [0, 1] (a share of the side), "
+                f"got {strong_ops} and {cutout}"
+            )
+        # the trained network is the student; the encoder the run saves and evaluates is its moving average
+        student = nn.ModuleDict(
+            {"encoder": encoder, "classifier": nn.Linear(encoder.feature_dim, info.num_classes)}
+        )
+        average = copy.deepcopy(student)
+        for p in average.parameters():
+            p.requires_grad_(False)
+        super().__init__(average["encoder"], info)
+        self.student = student
+        self.classifier = average["classifier"]
+        self.threshold, self.mu, self.lambda_u, self.ema = threshold, mu, lambda_u, ema
+        self.align, self.strong_ops = align, strong_ops
+        self.cutout_size = round(cutout * info.image_size)
+        self.register_buffer("prediction_mean", torch.full((info.num_classes,), 1 / info.num_classes))
+        self.register_buffer("average_steps", torch.zeros((), dtype=torch.long))
+
+    def labeled_batch_size(self, pool_batch: int) -> int:
+        return max(1, pool_batch // self.mu)
+
+    def weak(self, x: Tensor) -> Tensor:
+        return light_augment(x, flip=self.info.flips)
+
+    def strong(self, x: Tensor) -> Tensor:
+        return rand_augment(self.weak(x), n_ops=self.strong_ops, cutout_size=self.cutout_size)
+
+    def losses(self, batch: Batch) -> dict[str, Tensor]:
+        assert batch.labeled_images is not None and batch.labels is not None
+        labeled, pool = batch.labeled_images, batch.images
+        views = torch.cat([self.weak(labeled), self.weak(pool), self.strong(pool)])
+        logits = self.student["classifier"](self.student["encoder"](self.info.normalize(views))).float()
+        n, m = len(labeled), len(pool)
+        labeled_logits, weak_logits, strong_logits = logits[:n], logits[n : n + m], logits[n + m :]
+        supervised = F.cross_entropy(labeled_logits, batch.labels)
+        with torch.no_grad():
+            probs = weak_logits.softmax(1)
+            if self.align:
+                self.prediction_mean.lerp_(probs.mean(0), 0.001)
+                prior = torch.bincount(batch.labels, minlength=self.info.num_classes).float() + 1
+                probs = align_distribution(probs, prior / prior.sum(), self.prediction_mean)
+            targets, mask = pseudo_labels(probs, self.threshold)
+        unlabeled = consistency_loss(strong_logits, targets, mask)
+        return {
+            "loss": supervised + self.lambda_u * unlabeled,
+            "supervised": supervised.detach(),
+            "unlabeled": unlabeled.detach(),
+            "mask": mask.mean(),
+            "accuracy": (labeled_logits.argmax(1) == batch.labels).float().mean(),
+        }
+
+    def train_step(
+        self, batch: Batch, optimizers: list[torch.optim.Optimizer], scaler: Any
+    ) -> dict[str, float]:
+        terms = super().train_step(batch, optimizers, scaler)
+        self.update_average()
+        return terms
+
+    @torch.no_grad()
+    def update_average(self) -> None:
+        """One EMA step; early on the decay is ``(1 + t) / (10 + t)`` when that is lower (as TensorFlow's
+        ExponentialMovingAverage with ``num_updates``), so short runs do not evaluate their initialization."""
+        self.average_steps += 1
+        t = int(self.average_steps)
+        decay = min(self.ema, (1 + t) / (10 + t))
+        average = nn.ModuleDict({"encoder": self.encoder, "classifier": self.classifier})
+        for avg, live in zip(average.parameters(), self.student.parameters()):
+            avg.lerp_(live, 1 - decay)
+        for avg, live in zip(average.buffers(), self.student.buffers()):
+            avg.copy_(live)
+
+    def predict(self, images: Tensor) -> Tensor:
+        return self.classifier(self.encoder(images))
+
+
+@hookimpl
+def sslkit_pretexts() -> list[Component]:
+    return [
+        Component(
+            "fixmatch",
+            FixMatch,
+            "semi-supervised: labeled cross-entropy + confident weak-view pseudo-labels on strong views",
+            {
+                "threshold": 0.95,
+                "mu": 4,
+                "lambda_u": 1.0,
+                "ema": 0.99,
+                "align": False,
+                "strong_ops": 2,
+                "cutout": 0.5,
+            },
+        )
+    ]

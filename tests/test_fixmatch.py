@@ -1,0 +1,212 @@
+"""FixMatch and its batched RandAugment: losses against hand computations, the ops against torchvision,
+training steps on real MNIST, the moving average, --init from another run, and the default encoder."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from sslkit_builtins.pretexts.fixmatch import align_distribution, consistency_loss, pseudo_labels
+from torchvision.transforms.v2 import functional as TF
+
+from sslkit.cli import main
+from sslkit.data import augment as A
+from sslkit.engine.loop import Schedule, Trainer
+
+# ------------------------------------------------------------------------------------------ losses
+
+
+def test_pseudo_labels_and_masked_consistency_loss_by_hand() -> None:
+    weak = torch.tensor([[0.96, 0.03, 0.01], [0.5, 0.4, 0.1], [0.02, 0.03, 0.95]])
+    labels, mask = pseudo_labels(weak, 0.95)
+    assert labels.tolist() == [0, 0, 2] and mask.tolist() == [1.0, 0.0, 1.0]
+    strong = torch.tensor([[2.0, 0.0, 0.0], [0.0, 5.0, 0.0], [1.0, 1.0, 1.0]])
+
+    def ce(logits: list[float], target: int) -> float:
+        return -logits[target] + math.log(sum(math.exp(v) for v in logits))
+
+    expected = (
+        ce([2, 0, 0], 0) + 0 + ce([1, 1, 1], 2)
+    ) / 3  # masked images count as zero, mean over all three
+    assert float(consistency_loss(strong, labels, mask)) == pytest.approx(expected, rel=1e-6)
+    assert float(consistency_loss(strong, labels, torch.zeros(3))) == 0.0
+
+
+def test_distribution_alignment_by_hand() -> None:
+    probs = torch.tensor([[0.6, 0.4], [0.2, 0.8]])
+    prior, running = torch.tensor([0.5, 0.5]), torch.tensor([0.25, 0.75])
+    out = align_distribution(probs, prior, running)
+    first = torch.tensor([0.6 * 2, 0.4 * (2 / 3)])
+    assert torch.allclose(out[0], first / first.sum())
+    assert torch.allclose(out.sum(1), torch.ones(2))
+
+
+# ------------------------------------------------------------------------------------- RandAugment
+
+
+def _uint8_batch() -> torch.Tensor:
+    u = (torch.rand(12, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 255).round().to(torch.uint8)
+    u[0] = 7  # a constant image: equalize and autocontrast leave it alone
+    u[1, :, :8] = 200
+    return u
+
+
+@pytest.mark.parametrize(
+    ("name", "ours", "reference", "tolerance"),
+    [
+        ("equalize", lambda x: A.equalize(x), TF.equalize, 0),
+        ("autocontrast", lambda x: A.autocontrast(x), TF.autocontrast, 1),
+        ("posterize", lambda x: A.posterize(x, torch.full((12,), 3)), lambda u: TF.posterize(u, 3), 0),
+        ("solarize", lambda x: A.solarize(x, torch.full((12,), 0.5)), lambda u: TF.solarize(u, 127.5), 0),
+        # torchvision rounds its blurred / grey image to uint8 before blending: one level apart at most
+        (
+            "sharpness",
+            lambda x: A._colour_op("sharpness", x, torch.full((12,), 0.8)),
+            lambda u: TF.adjust_sharpness(u, 1.72),
+            1.5,
+        ),
+        (
+            "contrast",
+            lambda x: A._colour_op("contrast", x, torch.full((12,), -0.6)),
+            lambda u: TF.adjust_contrast(u, 0.46),
+            1.5,
+        ),
+        (
+            "brightness",
+            lambda x: A._colour_op("brightness", x, torch.full((12,), 0.5)),
+            lambda u: TF.adjust_brightness(u, 1.45),
+            1,
+        ),
+    ],
+)
+def test_randaugment_ops_match_torchvision(name: str, ours, reference, tolerance: float) -> None:
+    u = _uint8_batch()
+    got = ours(u.float() / 255) * 255
+    assert (got - reference(u).float()).abs().max() <= tolerance + 1e-3, name
+
+
+def test_rand_augment_is_seeded_per_sample_and_keeps_range() -> None:
+    x = (
+        torch.rand(1, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+        .expand(64, 1, 28, 28)
+        .contiguous()
+    )
+    a = A.rand_augment(x, generator=torch.Generator().manual_seed(5))
+    b = A.rand_augment(x, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(a, b) and a.min() >= 0 and a.max() <= 1
+    assert len({tuple(img.flatten().tolist()) for img in a}) > 32
+    # no ops and no cutout is the identity
+    assert torch.equal(A.rand_augment(x, n_ops=0, cutout_size=0), x)
+    with pytest.raises(ValueError, match="unknown RandAugment op"):
+        A.rand_augment(x, ops=["identity", "blurr"])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_rand_augment_draws_the_same_parameters_on_cuda() -> None:
+    x = torch.rand(32, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    cpu = A.rand_augment(x, generator=torch.Generator().manual_seed(3))
+    gpu = A.rand_augment(x.cuda(), generator=torch.Generator().manual_seed(3))
+    assert torch.allclose(cpu, gpu.cpu(), atol=2e-3)
+
+
+# ------------------------------------------------------------------------------------------ training
+
+
+@pytest.fixture(scope="module")
+def mnist(data_root: Path):
+    if not (data_root / "MNIST" / "raw").exists():
+        pytest.skip("MNIST not found under the data root")
+    from sslkit.registry import load_registry
+
+    return load_registry().build("dataset", "mnist", data_root, False)
+
+
+def test_a_few_dozen_steps_on_mnist_lower_the_loss_and_raise_the_mask_rate(registry, mnist) -> None:
+    from sslkit.data import split_budget
+
+    torch.manual_seed(0)
+    budget = split_budget(mnist.train.labels, 100, 0)
+    labeled = mnist.train.subset(budget.labeled)
+    pool = mnist.train.images[budget.unlabeled[:6000]]
+    encoder = registry.build("encoder", "convnet", 1, 28, options={"width": 16, "pool": "avg"})
+    pretext = registry.build("pretext", "fixmatch", encoder, mnist.info, options={"threshold": 0.7})
+    schedule = Schedule(epochs=1, batch_size=64, lr=0.03, weight_decay=5e-4, optimizer="sgd", warmup_epochs=0)
+    trainer = Trainer(
+        pretext, pool[: 64 * 80], labeled, schedule, torch.device("cpu"), 0, show_progress=False
+    )
+    steps = []
+    order = trainer.epoch_order(0)
+    for i in range(80):
+        steps.append(pretext.train_step(trainer.make_batch(order[i]), trainer.optimizers, trainer.scaler))
+    first, last = steps[:10], steps[-10:]
+
+    def mean(rows: list[dict], key: str) -> float:
+        return sum(float(r[key]) for r in rows) / len(rows)
+
+    assert mean(last, "supervised") < 0.6 * mean(first, "supervised")
+    assert mean(last, "mask") > mean(first, "mask") + 0.1
+    assert len(trainer.make_batch(order[0]).labeled_images) == 16  # batch_size / mu
+    # the evaluated encoder is the moving average: close to the student, not equal to it
+    avg = torch.cat([p.flatten() for p in pretext.encoder.parameters()])
+    live = torch.cat([p.flatten() for p in pretext.student["encoder"].parameters()])
+    assert not torch.equal(avg, live) and all(not p.requires_grad for p in pretext.encoder.parameters())
+    assert torch.equal(
+        pretext.encoder.trunk[1].running_mean, pretext.student["encoder"].trunk[1].running_mean
+    )
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"threshold": 0.0}, "threshold must be in (0, 1]"),
+        ({"threshold": 1.5}, "threshold must be in (0, 1]"),
+        ({"mu": 0}, "mu must be at least 1"),
+        ({"ema": 1.0}, "ema must be in [0, 1)"),
+        ({"cutout": 2.0}, "cutout in [0, 1]"),
+    ],
+)
+def test_bad_options_are_one_line_errors(options: dict, message: str, tmp_path: Path, capsys) -> None:
+    argv = ["run", "--pretext", "fixmatch", "--data", "digits", "--out", str(tmp_path / "runs")]
+    for key, value in options.items():
+        argv += ["--pretext-opt", f"{key}={value}"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+    assert not (tmp_path / "runs").exists()
+
+
+# ------------------------------------------------------------------------------------------ --init
+
+
+def _only_run(parent: Path) -> Path:
+    (run_dir,) = parent.iterdir()
+    return run_dir
+
+
+def test_init_starts_from_another_runs_encoder_and_records_it(tmp_path: Path, capsys) -> None:
+    base = ["--data", "digits", "--eval", "linear"]
+    assert main(["run", "--pretext", "rotation", "--epochs", "1", *base, "--out", str(tmp_path / "a")]) == 0
+    source = _only_run(tmp_path / "a")
+    argv = ["run", "--pretext", "fixmatch", "--init", str(source), "--epochs", "0", *base]
+    assert main([*argv, "--out", str(tmp_path / "b")]) == 0
+    target = _only_run(tmp_path / "b")
+    # no training: the moving average starts as the loaded encoder, so the saved weights are the source's
+    assert (target / "encoder.safetensors").read_bytes() == (source / "encoder.safetensors").read_bytes()
+    record = json.loads((target / "config.json").read_text())
+    assert record["config"]["encoder"] == "convnet" and record["init"]["pretext"] == "rotation"
+    assert record["init"]["run_dir"] == str(source.resolve())
+    capsys.readouterr()
+
+    # an encoder that does not fit: one line, exit 2, nothing written
+    bad = [*argv, "--encoder-opt", "width=16", "--out", str(tmp_path / "c")]
+    assert main(bad) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "does not fit this run's encoder" in err, err
+    assert main([*argv, "--encoder", "dcgan-disc", "--out", str(tmp_path / "c")]) == 2
+    assert "holds a 'convnet' encoder, not 'dcgan-disc'" in capsys.readouterr().err
+    assert main([*argv[:4], str(tmp_path), *argv[5:], "--out", str(tmp_path / "c")]) == 2
+    assert "not an sslkit run directory" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()
