@@ -3,6 +3,7 @@ channels_last layout (and torch.compile with --compile). No data loading, no aug
 batch every step, so the ratio isolates the model step.
 
     python benchmarks/model_step.py --pretext rotation --encoder convnet --threads 2
+    python benchmarks/model_step.py --pretext fixmatch --threads 2     # the recipe's encoder; labeled batch / mu
 """
 
 from __future__ import annotations
@@ -29,7 +30,10 @@ def images_per_second(pretext, optimizers, batch: Batch, steps: int, warmup: int
 
 def build(registry, args, info):
     torch.manual_seed(0)
-    encoder = registry.build("encoder", args.encoder, info.in_chans, info.image_size)
+    recipe = getattr(registry.get("pretext", args.pretext).component.factory, "defaults", {})
+    name = args.encoder or recipe.get("encoder", "convnet")
+    options = {} if args.encoder else recipe.get("encoder_options", {})
+    encoder = registry.build("encoder", name, info.in_chans, info.image_size, options=options)
     pretext = registry.build("pretext", args.pretext, encoder, info)
     return pretext, pretext.make_optimizers(0.01, 5e-4, "sgd")
 
@@ -39,7 +43,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--pretext", default="rotation")
-    parser.add_argument("--encoder", default="convnet")
+    parser.add_argument("--encoder", help="default: the pretext's recipe, else convnet")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
@@ -52,6 +56,9 @@ def main() -> None:
 
     rows = []
     pretext, opts = build(registry, args, info)
+    if pretext.uses_labels:  # semi-supervised: a labeled batch beside the pool batch
+        n = pretext.labeled_batch_size(args.batch_size)
+        batch = Batch(batch.images, torch.rand(n, 1, 28, 28), torch.arange(n) % 10)
     eager = images_per_second(pretext, opts, batch, args.steps, 3)
     rows.append(("eager (contiguous)", eager))
     pretext, opts = build(registry, args, info)
@@ -61,12 +68,22 @@ def main() -> None:
         pretext, opts = build(registry, args, info)
         prepare_model(pretext, torch.device("cpu"), compile=True)
         rows.append(("channels_last + compile", images_per_second(pretext, opts, batch, args.steps, 3)))
-    print(f"{args.pretext} on {args.encoder}, batch {args.batch_size}, {args.threads} threads, 28x28x1")
+    labeled = len(batch.labeled_images) if batch.labeled_images is not None else 0
+    print(
+        f"{args.pretext} on {args.encoder or 'its recipe encoder'}, batch {args.batch_size} "
+        f"(+{labeled} labeled), {args.threads} threads, 28x28x1"
+    )
     for name, ips in rows:
-        print(f"  {name:26s} {ips:8.0f} images/s   x{ips / eager:.2f}")
+        print(
+            f"  {name:26s} {ips:8.0f} pool images/s  {ips / args.batch_size:6.2f} steps/s   x{ips / eager:.2f}"
+        )
     print(
         "reproduce: python benchmarks/model_step.py "
-        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if not isinstance(v, bool))
+        + " ".join(
+            f"--{k.replace('_', '-')} {v}"
+            for k, v in vars(args).items()
+            if not isinstance(v, bool) and v is not None
+        )
         + (" --compile" if args.compile else "")
     )
 

@@ -12,7 +12,7 @@ from sslkit.errors import UsageError
 
 EXAMPLES = """\
 examples:
-  sslkit run --data digits                                    # offline quick start, under a minute on a CPU
+  sslkit run --data digits                                    # offline quick start: fixmatch, seconds on a CPU
   sslkit run --pretext rotation --encoder convnet --data fashion-mnist --labels 100
   sslkit run --pretext simclr --data fashion-mnist --pretext-opt temperature=0.5 --eval linear,knn
   sslkit run --pretext rotation --encoder resnet18 --data svhn --labels 732
@@ -29,7 +29,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _run_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("what to run")
-    g.add_argument("--pretext", help="pretext task (default rotation); `sslkit plugins` lists them")
+    g.add_argument("--pretext", help="pretext task or method (default fixmatch); `sslkit plugins` lists them")
     g.add_argument(
         "--encoder",
         help="encoder: convnet, resnet18, timm:NAME, ... (default: the pretext's recipe, else convnet)",

@@ -18,7 +18,7 @@ else:  # pragma: no cover
 
 @dataclass
 class RunConfig:
-    pretext: str = "rotation"
+    pretext: str = "fixmatch"
     encoder: str | None = None  # None: the --init run's, else the pretext's recipe, else convnet
     data: str = "digits"
     labels: int | None = 100  # None: every training label

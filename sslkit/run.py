@@ -85,6 +85,7 @@ def resolve_encoder(registry: Registry, cfg: RunConfig) -> RunConfig:
 
 def check_names(registry: Registry, cfg: RunConfig) -> None:
     """Fail on any unknown name or option before anything is loaded or written."""
+    cfg = resolve_encoder(registry, cfg)
     for kind, name, options in (
         ("dataset", cfg.data, cfg.data_options),
         ("encoder", cfg.encoder, cfg.encoder_options),

@@ -87,8 +87,8 @@ CASES: list[tuple[str, list[str], str, Callable[[Path], list[str]] | None]] = [
         "has no option 'temp'; its options:",
         None,
     ),
-    ("wrong option type", ["run", "--pretext-opt", "augment=3"], "rotation.augment must be", None),
-    ("option out of range", ["run", "--encoder-opt", "width=-1"], "rejected its options (width=-1)", None),
+    ("wrong option type", ["run", "--pretext-opt", "align=3"], "fixmatch.align must be", None),
+    ("option out of range", ["run", "--encoder-opt", "width=-1"], "rejected its options (width=-1", None),
     (
         "unknown dataset option",
         ["run", "--data-opt", "size=3"],
