@@ -162,7 +162,10 @@ class Trainer:
         batch = Batch(_to_float(self.pool[index], self.device))
         if self.pretext.uses_labels:
             assert self.labeled is not None and len(self.labeled) > 0
-            pick = torch.randint(0, len(self.labeled), (self.pretext.labeled_batch_size(self.local_batch),))
+            # every rank draws all ranks' picks from the shared stream and keeps its own row: under torchrun the
+            # ranks get different labeled images, and one process draws exactly what it always did
+            n = self.pretext.labeled_batch_size(self.local_batch)
+            pick = torch.randint(0, len(self.labeled), (self.world, n))[self.rank]
             batch.labeled_images = _to_float(
                 self.labeled.images[pick.to(self.labeled.images.device)], self.device
             )
