@@ -236,13 +236,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.resume:
         given = [
             k
-            for k in ("pretext", "encoder", "init", "data", "labels", "epochs", "config")
-            if getattr(args, k, None)
+            for k, v in vars(args).items()
+            if k not in ("command", "resume", "debug") and v not in (None, [])
         ]
-        if given:
-            raise UsageError(
-                f"--resume continues a run with its own settings; drop {', '.join('--' + g for g in given)}"
-            )
+        if given:  # refused rather than silently ignored: a resumed run keeps the settings it started with
+            negated = {"amp": "no-amp", "download": "no-download", "baselines": "no-baselines"}
+            flags = ", ".join("--" + negated.get(g, g.replace("_", "-")) for g in given)
+            raise UsageError(f"--resume continues a run with its own settings; drop {flags}")
         result = run(RunConfig(), resume=Path(args.resume))
     else:
         result = run(config_from_args(args))

@@ -136,6 +136,12 @@ CASES: list[tuple[str, list[str], str, Callable[[Path], list[str]] | None]] = [
         _run_dir_without_checkpoint_but_corrupt,
     ),
     ("resume with other flags", ["run", "--resume", "x", "--epochs", "3"], "drop --epochs", None),
+    (
+        "resume with --lr",
+        ["run", "--resume", "x", "--lr", "0.01", "--eval", "knn"],
+        "drop --eval, --lr",
+        None,
+    ),
     ("eval a non-run", ["eval", "/nonexistent/run", "--eval", "linear"], "not an sslkit run directory", None),
     ("report a non-run", ["report", "/nonexistent/run"], "not an sslkit run directory", None),
     ("bench suite missing", ["bench", "/nonexistent/suite.toml"], "/nonexistent/suite.toml", None),
