@@ -67,6 +67,15 @@ def test_knn_agrees_with_sklearn_brute_force_cosine(weighting: str) -> None:
         assert (v.argmax(1).numpy() == expected).all(), f"k={k}"
 
 
+def test_knn_exp_votes_do_not_overflow_at_tiny_temperatures() -> None:
+    gen = torch.Generator().manual_seed(3)
+    bank, bank_y = torch.randn(50, 8, generator=gen), torch.arange(50) % 5
+    queries = bank[:10] + 0.01 * torch.randn(10, 8, generator=gen)
+    votes = knn_votes(bank, bank_y, queries, [5], 5, "exp", temperature=1e-4)[5]
+    assert torch.isfinite(votes).all()
+    assert torch.equal(votes.argmax(1), bank_y[:10])  # the nearest neighbour dominates, as T -> 0 it should
+
+
 def test_knn_evaluator_reports_each_k_and_refuses_k_larger_than_the_bank() -> None:
     gen = torch.Generator().manual_seed(1)
     bank, test = torch.randn(30, 8, generator=gen), torch.randn(50, 8, generator=gen)
@@ -280,7 +289,20 @@ def test_sslkit_eval_reruns_knn_on_the_saved_encoder(tmp_path: Path, capsys) -> 
     from sslkit.registry import load_registry
 
     out = tmp_path / "runs"
-    args = ["run", "--data", "digits", "--epochs", "1", "--eval", "knn", "--device", "cpu", "--out", str(out)]
+    args = [
+        "run",
+        "--pretext",
+        "rotation",
+        "--data",
+        "digits",
+        "--epochs",
+        "1",
+        "--eval",
+        "knn",
+        "--device",
+        "cpu",
+    ]
+    args += ["--out", str(out)]
     assert main(args) == 0
     run_dir = next(out.iterdir())
     before = json.loads((run_dir / "results.json").read_text())

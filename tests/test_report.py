@@ -100,6 +100,16 @@ def test_neighbourhood_hit_by_hand() -> None:
     assert neighbourhood_hit(pts, lab, k=10) == pytest.approx((lab[nn] == lab[:, None]).mean())
 
 
+def test_neighbourhood_hit_never_counts_a_point_as_its_own_neighbour() -> None:
+    # three points on one spot, labels a, b, c, and a far point: each of the three has the other two at distance 0
+    points = np.array([[0.0, 0], [0, 0], [0, 0], [9, 9]])
+    labels = np.array([0, 1, 1, 0])
+    # k=1: point 0 finds a 1 (miss); points 1, 2 find each other or point 0; point 3's nearest is one of the three
+    hit = neighbourhood_hit(points, labels, k=1)
+    assert hit <= 0.75  # counting oneself would give 1.0 to the three stacked points
+    assert neighbourhood_hit(points[:3], np.array([0, 1, 2]), k=1) == 0.0
+
+
 def test_several_runs_get_a_comparison_table_and_overlaid_curves(run_dir: Path, tmp_path: Path) -> None:
     other = tmp_path / "second-run"
     shutil.copytree(run_dir, other)

@@ -27,8 +27,8 @@ def neighbourhood_hit(points: np.ndarray, labels: np.ndarray, k: int = 10) -> fl
     k = min(k, len(points) - 1)
     if k < 1:
         raise ValueError("neighbourhood hit needs at least two points")
-    _, index = NearestNeighbors(n_neighbors=k + 1).fit(points).kneighbors(points)
-    neighbours = index[:, 1:]  # column 0 is the point itself (ties at distance 0 aside)
+    # kneighbors() without points leaves each point out of its own list, even where others sit on the same spot
+    _, neighbours = NearestNeighbors(n_neighbors=k).fit(points).kneighbors()
     return float((labels[neighbours] == labels[:, None]).mean())
 
 

@@ -68,7 +68,8 @@ def knn_votes(
         sim, idx = index.search(q, kmax)
         sim, idx = torch.from_numpy(sim).double(), torch.from_numpy(idx)
         labels = bank_labels[idx]  # (B, kmax)
-        weight = torch.ones_like(sim) if weighting == "uniform" else (sim / temperature).exp()
+        # exp(sim / T) relative to each query's top neighbour (column 0): the same vote, no overflow at small T
+        weight = torch.ones_like(sim) if weighting == "uniform" else ((sim - sim[:, :1]) / temperature).exp()
         for k in ks:
             v = torch.zeros(len(q), num_classes, dtype=torch.float64)
             votes[k].append(v.scatter_add_(1, labels[:, :k], weight[:, :k]))
