@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from sslkit.errors import UsageError
 from sslkit.interfaces import DataInfo, Split
 
 
@@ -35,7 +36,13 @@ class FeatureCache:
 
     def __call__(self, split: str) -> Tensor:
         if split not in self._cache:
-            self._cache[split] = extract_features(
-                self.encoder, self.splits[split].images, self.info, self.device
-            )
+            features = extract_features(self.encoder, self.splits[split].images, self.info, self.device)
+            bad = int((~torch.isfinite(features)).any(1).sum())
+            if bad:  # faiss and the probes would silently score garbage (faiss returns index -1 for NaN)
+                raise UsageError(
+                    f"the encoder's features of {bad} of {len(features)} {split} images are NaN or infinite; "
+                    "the encoder is broken or its training diverged (see metrics.jsonl): retrain it, e.g. with "
+                    "a lower --lr"
+                )
+            self._cache[split] = features
         return self._cache[split]

@@ -67,6 +67,24 @@ def test_knn_agrees_with_sklearn_brute_force_cosine(weighting: str) -> None:
         assert (v.argmax(1).numpy() == expected).all(), f"k={k}"
 
 
+def test_frozen_features_that_are_not_finite_are_refused_naming_the_split() -> None:
+    from sslkit.features import FeatureCache
+
+    class HalfBroken(torch.nn.Module):
+        feature_dim = 3
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            out = x.flatten(1)[:, :3].clone()
+            out[::2] = float("nan")
+            return out
+
+    info = DataInfo("t", ["a", "b"], 1, 4, (0.5,), (0.5,))
+    split = Split(torch.zeros(6, 1, 4, 4, dtype=torch.uint8), torch.zeros(6, dtype=torch.long))
+    cache = FeatureCache(HalfBroken(), {"test": split}, info, torch.device("cpu"))
+    with pytest.raises(UsageError, match="features of 3 of 6 test images are NaN or infinite"):
+        cache("test")
+
+
 def test_knn_exp_votes_do_not_overflow_at_tiny_temperatures() -> None:
     gen = torch.Generator().manual_seed(3)
     bank, bank_y = torch.randn(50, 8, generator=gen), torch.arange(50) % 5
@@ -412,3 +430,20 @@ def test_timm_pretrained_offline_names_the_fix() -> None:
     ):
         timm_backbone.create(3, 32, "resnet18", pretrained=True)
     assert time.perf_counter() - start < 10
+
+
+def test_linear_probe_cross_validation_standardizes_inside_each_fold(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sslkit_builtins.evaluators import linear
+
+    seen: list[int] = []
+    real = linear.standardization
+
+    def spy(x: torch.Tensor):
+        seen.append(len(x))
+        return real(x)
+
+    monkeypatch.setattr(linear, "standardization", spy)
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(40, 5, generator=gen) * 10 + 3, torch.arange(40) % 4
+    linear.choose_c(x, y, 4, [0.1, 1.0], 5, 0, 100)
+    assert seen == [32] * 5  # each fold's statistics come from its 32 training rows, never from all 40

@@ -179,9 +179,9 @@ class FineTune:
         details: dict = {}
         if self.probe_init:
             x, y = ctx.features("labeled"), ctx.labeled.labels.cpu().long()
+            c, _ = choose_c(x, y, k, [0.01, 0.1, 1.0, 10.0], 5, ctx.seed, 300)
             mean, std = standardization(x)
             xs = (x - mean) / std
-            c, _ = choose_c(xs, y, k, [0.01, 0.1, 1.0, 10.0], 5, ctx.seed, 300)
             w, b = fit_logistic(xs, y, k, c, 300)
             head_from_probe(model.head, w, b, mean.double(), std.double())
             details["probe_C"] = c

@@ -66,19 +66,25 @@ def stratified_folds(y: Tensor, folds: int, seed: int) -> list[Tensor]:
 def choose_c(
     x: Tensor, y: Tensor, k: int, grid: list[float], folds: int, seed: int, max_iter: int
 ) -> tuple[float, dict]:
+    """``C`` by stratified cross-validation on raw features ``x`` (standardized inside each fold); ties go to the
+    stronger regularization."""
     counts = torch.bincount(y, minlength=k)
     folds = int(min(folds, counts[counts > 0].min()))
     if folds < 2 or len(grid) == 1:
         return float(grid[len(grid) // 2]), {}
-    parts = stratified_folds(y, folds, seed)
+    # each fold standardizes with its own training part's statistics: the held-out part never leaks into them
+    splits = []
+    for held in stratified_folds(y, folds, seed):
+        train = torch.ones(len(y), dtype=torch.bool)
+        train[held] = False
+        mean, std = standardization(x[train])
+        splits.append(((x[train] - mean) / std, y[train], (x[held] - mean) / std, y[held]))
     scores = {}
     for c in grid:
         correct = 0
-        for held in parts:
-            train = torch.ones(len(y), dtype=torch.bool)
-            train[held] = False
-            w, b = fit_logistic(x[train], y[train], k, c, max_iter)
-            correct += int(((x[held].double() @ w + b).argmax(1) == y[held]).sum())
+        for train_x, train_y, held_x, held_y in splits:
+            w, b = fit_logistic(train_x, train_y, k, c, max_iter)
+            correct += int(((held_x.double() @ w + b).argmax(1) == held_y).sum())
         scores[c] = correct / len(y)
     best = max(grid, key=lambda c: (scores[c], -c))  # ties go to the stronger regularization
     return float(best), {str(c): s for c, s in scores.items()}
@@ -107,10 +113,10 @@ class LinearProbe:
             )
         train_x, test_x = ctx.features("labeled"), ctx.features("test")
         train_y, test_y = ctx.labeled.labels.cpu(), ctx.test.labels.cpu()
-        mean, std = standardization(train_x)
-        train_x, test_x = (train_x - mean) / std, (test_x - mean) / std
         k = ctx.info.num_classes
         c, cv_scores = choose_c(train_x, train_y, k, self.c_grid, self.folds, ctx.seed, self.max_iter)
+        mean, std = standardization(train_x)
+        train_x, test_x = (train_x - mean) / std, (test_x - mean) / std
         w, b = fit_logistic(train_x, train_y, k, c, self.max_iter)
         metrics, details = classification_report(test_x.double() @ w + b, test_y, ctx.info.classes)
         metrics["train_accuracy"] = float(((train_x.double() @ w + b).argmax(1) == train_y).float().mean())

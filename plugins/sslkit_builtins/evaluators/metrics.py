@@ -90,7 +90,10 @@ def average_precision(scores: Tensor, target: Tensor) -> float | None:
 
 def voc07_average_precision(scores: Tensor, target: Tensor) -> float | None:
     """The VOC 2007 devkit's 11-point interpolated AP: the mean over recall levels r in {0, 0.1, ..., 1} of
-    the highest precision reached at any recall >= r (0 where none). None when there is no positive."""
+    the highest precision reached at any recall >= r (0 where none). None when there is no positive.
+
+    Tied scores count as one threshold (as scikit-learn's precision-recall curve does); the 2007 devkit sorts them
+    and steps through each image, so the two differ where scores tie."""
     if not bool((target == 1).any()):
         return None
     precision, recall = _pr_points(scores, target)
