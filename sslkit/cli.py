@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from sslkit import __version__
 from sslkit.config import RunConfig, parse_assignments, read_toml
 from sslkit.errors import UsageError
 
@@ -105,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    parser.add_argument("--version", action="version", version=f"sslkit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser(

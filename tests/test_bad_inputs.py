@@ -201,3 +201,12 @@ def test_cuda_asked_for_without_cuda(capsys) -> None:
         pytest.skip("this machine has CUDA")
     assert main(["run", "--device", "cuda"]) == 2
     assert "CUDA is not available here; use --device cpu" in capsys.readouterr().err
+
+
+def test_version(capsys) -> None:
+    import sslkit
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"sslkit {sslkit.__version__}"
