@@ -23,6 +23,7 @@ from sslkit.run import (
     check_names,
     evaluate,
     load_data,
+    offline_encoder_options,
     release_lock,
     resolve_device,
 )
@@ -30,9 +31,7 @@ from sslkit.rundir import load_encoder_weights, read_run_config
 
 
 def load_encoder(registry: Any, cfg: RunConfig, info: Any, run_dir: Path) -> torch.nn.Module:
-    options = dict(cfg.encoder_options)
-    if "pretrained" in registry.get("encoder", cfg.encoder).component.options:
-        options["pretrained"] = False  # the saved weights replace them: no download
+    options = offline_encoder_options(registry, cfg)  # the saved weights replace pretrained ones
     torch.manual_seed(cfg.seed)
     encoder = registry.build("encoder", cfg.encoder, info.in_chans, info.image_size, options=options)
     load_encoder_weights(encoder, run_dir, f"encoder {cfg.encoder!r} as configured; was the plugin changed?")

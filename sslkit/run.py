@@ -388,6 +388,14 @@ def evaluate(
     return results
 
 
+def offline_encoder_options(registry: Registry, cfg: RunConfig) -> dict[str, Any]:
+    """The run's encoder options for rebuilding it to load or replace its weights: never a pretrained download."""
+    options = dict(cfg.encoder_options)
+    if "pretrained" in registry.get("encoder", cfg.encoder).component.options:
+        options["pretrained"] = False
+    return options
+
+
 class RawPixels(torch.nn.Module):
     """The raw-pixels baseline as an encoder: the normalized image, flattened."""
 
@@ -408,16 +416,12 @@ def baselines(
     names = [
         n
         for n in cfg.eval
-        if getattr(
-            registry.build("evaluator", n, options=cfg.eval_options.get(n, {})), "frozen_features", False
-        )
+        if getattr(registry.get("evaluator", n).component.factory, "frozen_features", False)
     ]
     if not names:
         return {}
-    options = dict(cfg.encoder_options)
-    if "pretrained" in registry.get("encoder", cfg.encoder).component.options:
-        options["pretrained"] = False
     torch.manual_seed(cfg.seed)
+    options = offline_encoder_options(registry, cfg)
     random_init = registry.build("encoder", cfg.encoder, info.in_chans, info.image_size, options=options)
     out = {}
     for label, encoder in (("random_init", random_init.to(device)), ("pixels", RawPixels(info))):
