@@ -35,7 +35,7 @@ def main() -> None:
         pretext, pool, None, Schedule(1, 64, 0.05, 5e-4, "sgd"), torch.device("cpu"), 0, None, False
     )
     trainer.pretext.train_step(
-        trainer.make_batch(trainer.epoch_order(0)[0]), trainer.optimizers, trainer.scaler
+        trainer.make_batch(trainer.epoch_order(0)[0]), trainer.optimizers, trainer.model
     )
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "checkpoint.pt"

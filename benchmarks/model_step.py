@@ -19,12 +19,11 @@ from sslkit.registry import load_registry
 
 
 def images_per_second(pretext, optimizers, batch: Batch, steps: int, warmup: int) -> float:
-    scaler = torch.amp.GradScaler("cpu", enabled=False)
     for _ in range(warmup):
-        pretext.train_step(batch, optimizers, scaler)
+        pretext.train_step(batch, optimizers, pretext)
     start = time.perf_counter()
     for _ in range(steps):
-        pretext.train_step(batch, optimizers, scaler)
+        pretext.train_step(batch, optimizers, pretext)
     return steps * len(batch.images) / (time.perf_counter() - start)
 
 

@@ -23,17 +23,17 @@ def main() -> None:
     args = p.parse_args()
 
     from sslkit import EvalContext, UsageError
+    from sslkit.build import load_data
     from sslkit.config import RunConfig
     from sslkit.data import split_budget
     from sslkit.registry import load_registry
-    from sslkit.run import load_data
 
     registry = load_registry()
     cfg = RunConfig.from_dict(
         {"data": args.data, "data_root": args.data_root, "download": False}, source="cli"
     )
     try:
-        bundle = load_data(registry, cfg)
+        bundle = load_data(registry, cfg).bundle
     except UsageError as exc:
         print(f"pixel_baseline: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

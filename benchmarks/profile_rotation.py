@@ -60,7 +60,7 @@ def main() -> None:
         with record_function("data"):
             batch = trainer.make_batch(order[i])
         with record_function("step"):
-            pretext.train_step(batch, trainer.optimizers, trainer.scaler)
+            pretext.train_step(batch, trainer.optimizers, trainer.model)
 
     for i in range(3):
         step(i)

@@ -104,8 +104,6 @@ def main() -> None:
         pretext = registry.build("pretext", "simclr", encoder, data.info)
         return pretext, [make_optimizer(pretext.parameters(), "adamw", 1e-3, 1e-4)]
 
-    scaler = torch.amp.GradScaler("cpu", enabled=False)
-
     # sslkit end to end: uint8 pool -> float batch -> batched views -> channels_last model
     pretext, opts = fresh_simclr()
     prepare_model(pretext, torch.device("cpu"))
@@ -115,7 +113,7 @@ def main() -> None:
     def sslkit_step() -> None:
         start = next(cursor) * args.batch_size % (len(images) - args.batch_size)
         x = images[order[start : start + args.batch_size]].float().div_(255)
-        pretext.train_step(Batch(x), opts, scaler)
+        pretext.train_step(Batch(x), opts, pretext)
 
     ours = pairs_per_second(sslkit_step, args.steps, args.batch_size)
 
@@ -124,10 +122,10 @@ def main() -> None:
     x = images[: args.batch_size].float().div_(255)
     views = pretext.views(x)
     pretext.views = lambda _: views
-    eager = pairs_per_second(lambda: pretext.train_step(Batch(x), opts, scaler), args.steps, args.batch_size)
+    eager = pairs_per_second(lambda: pretext.train_step(Batch(x), opts, pretext), args.steps, args.batch_size)
     # the same pre-made views, channels_last: the model-step speed-up alone
     prepare_model(pretext, torch.device("cpu"))
-    fast = pairs_per_second(lambda: pretext.train_step(Batch(x), opts, scaler), args.steps, args.batch_size)
+    fast = pairs_per_second(lambda: pretext.train_step(Batch(x), opts, pretext), args.steps, args.batch_size)
 
     torch.manual_seed(0)
     lightly_e2e, lightly_model = lightly_rows(images, registry.build("encoder", "convnet", 1, 28), args)

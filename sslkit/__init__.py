@@ -1,5 +1,17 @@
-"""sslkit: self-supervised pretraining and few-label evaluation, extended through plugins."""
+"""sslkit: self-supervised and semi-supervised learning with few labels, extended through plugins.
 
+What a plugin may use is exported here, and nowhere else is promised to stay put: the contracts
+(:class:`Component`, :class:`Pretext`, :class:`Batch`, :class:`EvalContext`, ...), ``hookimpl``, and the helpers
+``augment`` (batched augmentations on the device), ``mlp_head``, ``make_optimizer``, ``autocast``,
+``gather_with_grad``, ``atomic_write_text`` and ``log``. For notebooks: :func:`run` (``sslkit run`` from Python),
+:func:`load_run` and :func:`load_encoder` (a finished run's trained encoder)."""
+
+from sslkit.blocks import mlp_head, update_average
+from sslkit.build import TrainedRun, load_encoder, load_run
+from sslkit.data import augment
+from sslkit.engine.checkpoint import atomic_write_text
+from sslkit.engine.distributed import gather_with_grad
+from sslkit.engine.loop import log
 from sslkit.errors import UsageError
 from sslkit.hookspecs import hookimpl
 from sslkit.interfaces import (
@@ -12,7 +24,11 @@ from sslkit.interfaces import (
     Evaluator,
     Pretext,
     Split,
+    autocast,
+    make_optimizer,
 )
+from sslkit.runner import RunResult
+from sslkit.runner import run_settings as run
 
 __version__ = "0.1.0"
 __all__ = [
@@ -24,8 +40,21 @@ __all__ = [
     "EvalResult",
     "Evaluator",
     "Pretext",
+    "RunResult",
     "Split",
+    "TrainedRun",
     "UsageError",
     "__version__",
+    "atomic_write_text",
+    "augment",
+    "autocast",
+    "gather_with_grad",
     "hookimpl",
+    "load_encoder",
+    "load_run",
+    "log",
+    "make_optimizer",
+    "mlp_head",
+    "run",
+    "update_average",
 ]

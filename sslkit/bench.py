@@ -37,9 +37,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sslkit import build, rundir
 from sslkit.config import RunConfig, read_toml
 from sslkit.engine.checkpoint import atomic_write_text
+from sslkit.engine.loop import log
 from sslkit.errors import UsageError
+from sslkit.registry import load_registry
+from sslkit.runner import run
 
 GRID_KEYS = ("data", "labels", "labels_per_class", "seed", "out")  # set by the grid, not by a method
 SUITE_KEYS = ("name", "description", "datasets", "labels", "seeds", "tsne_points", "defaults", "methods")
@@ -125,7 +129,7 @@ def load_suite(path: Path) -> Suite:
         for data in datasets:
             for budget in budgets:
                 for seed in seeds:
-                    values = {**defaults, **settings, "data": data, "seed": seed}
+                    values = {"tsne_points": tsne_points, **defaults, **settings, "data": data, "seed": seed}
                     values["eval_options"] = _eval_options(defaults, settings, values)
                     values["labels"] = None if budget == "all" else budget
                     cfg = RunConfig.from_dict(values, source=f"{where} [methods.{method}]")
@@ -165,30 +169,20 @@ def _no_grid_keys(settings: dict, where: str) -> None:
 
 
 def cell_state(run_dir: Path) -> str:
-    if (run_dir / "results.json").exists():
+    if (run_dir / rundir.RESULTS).exists():
         return "done"
-    if (run_dir / "config.json").exists():
+    if (run_dir / rundir.CONFIG).exists():
         return "killed"
     return "new"
 
 
-def run_cell(cell: Cell, run_dir: Path, tsne_points: int, quiet: bool = False) -> None:
+def run_cell(cell: Cell, run_dir: Path, quiet: bool = False) -> None:
     """Run (or resume) one cell in this process and record its wall time in ``bench.json``."""
-    from sslkit.run import run
-
-    old = os.environ.get("SSLKIT_TSNE_POINTS")
-    os.environ["SSLKIT_TSNE_POINTS"] = str(tsne_points)
     t0 = time.perf_counter()
-    try:
-        if cell_state(run_dir) == "killed":
-            run(RunConfig(), resume=run_dir, quiet=quiet)
-        else:
-            run(cell.cfg, run_dir=run_dir, quiet=quiet)
-    finally:
-        if old is None:
-            os.environ.pop("SSLKIT_TSNE_POINTS", None)
-        else:
-            os.environ["SSLKIT_TSNE_POINTS"] = old
+    if cell_state(run_dir) == "killed":
+        run(RunConfig(), resume=run_dir, quiet=quiet)
+    else:
+        run(cell.cfg, run_dir=run_dir, quiet=quiet)
     record = {"wall_seconds": round(time.perf_counter() - t0, 2), "threads": _threads()}
     atomic_write_text(run_dir / "bench.json", json.dumps(record, indent=2))
 
@@ -210,9 +204,6 @@ def run_suite(
 
     ``only`` keeps cells whose method or cell name matches one of its comma-separated glob patterns; ``cell``
     runs exactly one cell in this process (what ``--jobs`` subprocesses do)."""
-    from sslkit.engine.loop import log
-    from sslkit.registry import load_registry
-    from sslkit.run import check_names
 
     suite = load_suite(Path(suite_path))
     out = Path(out) if out else Path("benchmarks") / "results" / suite.name
@@ -223,7 +214,7 @@ def run_suite(
         cells = [c for c in cells if c.name == cell]
         if not cells:
             raise UsageError(f"suite {suite.name} has no cell {cell!r}")
-        run_cell(cells[0], out / cell, suite.tsne_points)
+        run_cell(cells[0], out / cell)
         return SuiteResult(out)
     if only:
         patterns = [p.strip() for p in only.split(",") if p.strip()]
@@ -237,7 +228,7 @@ def run_suite(
             raise UsageError(f"--only {only!r} matches no cell; the suite's methods: {methods}")
     registry = load_registry()
     for c in cells:  # every name and option checked before the first cell starts
-        check_names(registry, c.cfg)
+        build.resolve(registry, c.cfg)
     out.mkdir(parents=True, exist_ok=True)
 
     todo = []
@@ -264,13 +255,13 @@ def run_suite(
 
 
 def _warn_if_changed(cell: Cell, run_dir: Path) -> None:
-    from sslkit.engine.loop import log
-
-    try:
-        saved = json.loads((run_dir / "config.json").read_text())["config"]
-    except (OSError, ValueError, KeyError):
+    saved = (rundir.read_json(run_dir / rundir.CONFIG) or {}).get("config")
+    if not saved:
         return
-    want = {k: v for k, v in cell.cfg.to_dict().items() if k != "out"}
+    resolved = build.resolve(
+        load_registry(), cell.cfg
+    )  # as the run recorded it: encoder and recipe filled in
+    want = {k: v for k, v in resolved.to_dict().items() if k != "out"}
     changed = sorted(k for k, v in want.items() if k in saved and saved[k] != v)  # new settings: no change
     if changed:
         log(
@@ -280,15 +271,13 @@ def _warn_if_changed(cell: Cell, run_dir: Path) -> None:
 
 
 def _run_serial(suite: Suite, todo: list[Cell], out: Path) -> list[str]:
-    from sslkit.engine.loop import log
-
     failed = []
     for i, c in enumerate(todo, 1):
         run_dir = out / c.name
         verb = "resume" if cell_state(run_dir) == "killed" else "run"
         log(f"[bold][{i}/{len(todo)}][/] {verb} {c.name}")
         try:
-            run_cell(c, run_dir, suite.tsne_points)
+            run_cell(c, run_dir)
         except Exception as exc:  # one failing cell must not stop the suite
             run_dir.mkdir(parents=True, exist_ok=True)
             (run_dir / "bench-error.txt").write_text(traceback.format_exc())
@@ -299,8 +288,6 @@ def _run_serial(suite: Suite, todo: list[Cell], out: Path) -> list[str]:
 
 def _run_parallel(suite: Suite, todo: list[Cell], out: Path, jobs: int) -> list[str]:
     """Each cell in its own ``sslkit bench --cell`` process with cores/jobs threads; output to ``bench.log``."""
-    from sslkit.engine.loop import log
-
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     threads = max(1, cores // jobs)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
@@ -353,9 +340,9 @@ def summarize(suite: Suite, cells: list[Cell], out: Path) -> SuiteResult:
     groups: dict[tuple, dict[str, Any]] = {}
     for c in cells:
         run_dir = out / c.name
-        summary = _read(run_dir / "results.json")
-        bench = _read(run_dir / "bench.json") or {}
-        recorded = (_read(run_dir / "config.json") or {}).get("config", {})
+        summary = rundir.read_json(run_dir / rundir.RESULTS)
+        bench = rundir.read_json(run_dir / "bench.json") or {}
+        recorded = (rundir.read_json(run_dir / rundir.CONFIG) or {}).get("config", {})
         encoder = c.cfg.encoder or recorded.get("encoder", "(the pretext's recipe)")
         record = {
             "cell": c.name,
@@ -406,16 +393,9 @@ def summarize(suite: Suite, cells: list[Cell], out: Path) -> SuiteResult:
             }
         )
     payload = {"suite": suite.name, "file": str(suite.path), "cells": result.cells, "summary": result.summary}
-    atomic_write_text(out / "results.json", json.dumps(payload, indent=2))
+    rundir.write_json(out / rundir.RESULTS, payload)
     _write_csv(out / "results.csv", result.summary)
     return result
-
-
-def _read(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:

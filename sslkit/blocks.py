@@ -1,7 +1,8 @@
-"""Small reusable building blocks for plugins: heads that sit on top of an encoder's features."""
+"""Small reusable building blocks for plugins: heads on top of an encoder's features, moving averages of weights."""
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 
@@ -17,3 +18,16 @@ def mlp_head(in_dim: int, hidden: int, out_dim: int, batch_norm: bool = True) ->
         nn.ReLU(inplace=True),
         nn.Linear(hidden, out_dim),
     )
+
+
+@torch.no_grad()
+def update_average(average: nn.Module, live: nn.Module, decay: float, step: int) -> None:
+    """One step of an exponential moving average of ``live`` into ``average`` (same architecture): parameters move
+    by ``1 - decay``, buffers (batch-norm statistics) are copied. At ``step`` t (1-based) the decay is at most
+    ``(1 + t) / (10 + t)``, as TensorFlow's ExponentialMovingAverage with ``num_updates``: short runs do not
+    evaluate their initialization."""
+    decay = min(decay, (1 + step) / (10 + step))
+    for avg, new in zip(average.parameters(), live.parameters()):
+        avg.lerp_(new, 1 - decay)
+    for avg, new in zip(average.buffers(), live.buffers()):
+        avg.copy_(new)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
 from pathlib import Path
 from typing import Any
 
 from sslkit import __version__
-from sslkit.config import RunConfig, parse_assignments, read_toml
-from sslkit.errors import UsageError
+from sslkit.config import RunConfig, parse_assignments, read_settings
+from sslkit.errors import Interrupted, UsageError
 
 EXAMPLES = """\
 examples:
@@ -25,7 +26,24 @@ examples:
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2, no usage dump
-        raise UsageError(f"{message} (see `{self.prog} --help`)")
+        raise UsageError(f"{message}{self._suggest(message)} (see `{self.prog} --help`)")
+
+    def _suggest(self, message: str) -> str:
+        """Did-you-mean for a mistyped flag: ``--pretxt`` -> ``--pretext``."""
+        if "unrecognized arguments:" not in message:
+            return ""
+        parsers = [self] + [
+            sub
+            for action in self._actions
+            if isinstance(action, argparse._SubParsersAction)
+            for sub in action.choices.values()
+        ]
+        known = sorted({s for parser in parsers for action in parser._actions for s in action.option_strings})
+        for word in message.split(":", 1)[1].split():
+            hint = difflib.get_close_matches(word.split("=")[0], known, n=1)
+            if hint:
+                return f" (did you mean {hint[0]}?)"
+        return ""
 
 
 def _run_flags(p: argparse.ArgumentParser) -> None:
@@ -54,7 +72,7 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
         const=False,
         help="skip scoring the frozen-feature evaluators on a random-init encoder and raw pixels",
     )
-    g = p.add_argument_group("training (defaults come from the pretext's recipe)")
+    g = p.add_argument_group("training (defaults: the pretext's recipe; `sslkit plugins PRETEXT` shows it)")
     g.add_argument("--epochs", type=int)
     g.add_argument("--batch-size", type=int)
     g.add_argument("--lr", type=float, help="peak learning rate (warm-up, then cosine decay)")
@@ -88,6 +106,12 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
         help="never download; fail if the data is not under the data root",
     )
     g.add_argument("--out", help="parent of the run directory (default runs)")
+    g.add_argument(
+        "--wandb", metavar="PROJECT", help="also log to this Weights & Biases project (pip install wandb)"
+    )
+    g.add_argument(
+        "--tsne-points", type=int, help="test images in the report's t-SNE map (default 2000; 0 skips it)"
+    )
     g = p.add_argument_group('plugin options (KEY=VALUE, values parsed as TOML: 0.5, true, "text")')
     g.add_argument(
         "--pretext-opt", action="append", default=[], metavar="KEY=VALUE", help="e.g. temperature=0.5"
@@ -115,21 +139,55 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--config", help="TOML file of settings; flags override it")
+    p.add_argument(
+        "--config",
+        help="TOML file of settings, or a run's config.json (to rerun or vary it); flags override it",
+    )
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run where it stopped")
-    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks")
     _run_flags(p)
 
-    p = sub.add_parser("eval", help="evaluate a finished run's encoder again, with other evaluators")
-    p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("--eval", help="comma-separated evaluators (default: those of the run)")
-    p.add_argument("--eval-opt", action="append", default=[], metavar="EVAL.KEY=VALUE")
-    p.add_argument("--device")
-    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+    p = sub.add_parser(
+        "eval",
+        help="evaluate a finished run's encoder again, with other evaluators",
+        description="Score a finished run's saved encoder with any evaluators, on the label draw it was trained "
+        "with; the metrics are merged into its results.json and report.html.",
+        epilog="example:\n  sslkit eval runs/20261124-101500-mnist-fixmatch-convnet --eval knn,finetune "
+        "--eval-opt knn.k=50",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a directory made by `sslkit run`")
+    p.add_argument("--eval", help="comma-separated evaluators (default: those of the run); `sslkit plugins`")
+    p.add_argument(
+        "--eval-opt",
+        action="append",
+        default=[],
+        metavar="EVAL.KEY=VALUE",
+        help="an evaluator option, e.g. knn.k=50",
+    )
+    p.add_argument("--device", help="auto (cuda if present), cpu, cuda, cuda:N (default: the run's)")
 
-    p = sub.add_parser("plugins", help="list installed datasets, encoders, pretexts and evaluators")
-    p.add_argument("--kind", choices=["dataset", "encoder", "pretext", "evaluator"])
-    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+    p = sub.add_parser(
+        "plugins",
+        help="list installed datasets, encoders, pretexts and evaluators",
+        description="Everything installed in the `sslkit` entry-point group, with each component's options "
+        "(defaults from its factory's signature), plugins that failed to load and name conflicts.",
+    )
+    p.add_argument("name", nargs="?", metavar="NAME", help="one component in detail: its options and recipe")
+    p.add_argument("--kind", choices=["dataset", "encoder", "pretext", "evaluator"], help="only this kind")
+    p.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show the traceback (file and line) of each plugin that failed to load",
+    )
+
+    p = sub.add_parser(
+        "ls",
+        help="list runs: data, method, labels, seed, status, best accuracy, wall time",
+        description="One table of the run directories under RUNS (default runs), newest first. Status: "
+        "finished, running (a live process holds it) or killed (resume it with `sslkit run --resume`).",
+    )
+    p.add_argument("runs", nargs="?", default="runs", metavar="RUNS", help="folder of run directories")
 
     p = sub.add_parser("report", help="write one HTML report for one or more run directories")
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
@@ -139,12 +197,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--tsne-points",
         type=int,
-        help="test images in the t-SNE map (default 2000 or $SSLKIT_TSNE_POINTS; 0 skips t-SNE)",
+        help="test images in the t-SNE map (default: the run's --tsne-points, 2000; 0 skips t-SNE)",
     )
-    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
 
-    p = sub.add_parser("bench", help="run a benchmark suite (a TOML grid), resumable")
-    p.add_argument("suite", metavar="SUITE.toml")
+    p = sub.add_parser(
+        "bench",
+        help="run a benchmark suite (a TOML grid), resumable",
+        description="Run every cell of a suite (methods x datasets x label budgets x seeds), skipping finished "
+        "cells and resuming killed ones, then print mean +- std over seeds beside each method's reference.",
+        epilog="example:\n  sslkit bench benchmarks/mnist100.toml --jobs 2 --only fixmatch,supervised*",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("suite", metavar="SUITE.toml", help="a suite file, e.g. benchmarks/mnist100.toml")
     p.add_argument("--out", help="where the suite's run directories go (default benchmarks/results/SUITE)")
     p.add_argument(
         "--jobs",
@@ -156,12 +220,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--only", metavar="PATTERNS", help="comma-separated method or cell-name globs, e.g. rotation,sgan"
     )
     p.add_argument("--cell", help=argparse.SUPPRESS)  # one cell in this process: what --jobs subprocesses run
-    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+    for name, command in sub.choices.items():
+        if name != "plugins":  # its --debug shows where plugins failed
+            command.add_argument(
+                "--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks"
+            )
     return parser
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
-    values: dict[str, Any] = read_toml(args.config) if args.config else {}
+    values: dict[str, Any] = read_settings(args.config) if args.config else {}
     source = args.config or "command line"
     cfg = RunConfig.from_dict(values, source=source)
     flags: dict[str, Any] = {}
@@ -188,6 +256,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         "checkpoint_every",
         "on_nan",
         "baselines",
+        "tsne_points",
+        "wandb",
     ):
         value = getattr(args, key, None)
         if value is not None:
@@ -233,7 +303,12 @@ def merge_eval_options(base: dict[str, dict[str, Any]], items: list[str]) -> dic
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from sslkit.run import run
+    from sslkit.registry import load_registry
+    from sslkit.runner import run
+
+    registry = load_registry()
+    if getattr(args, "debug", False):
+        print_broken(registry)
 
     if args.resume:
         given = [
@@ -245,9 +320,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             negated = {"amp": "no-amp", "download": "no-download", "baselines": "no-baselines"}
             flags = ", ".join("--" + negated.get(g, g.replace("_", "-")) for g in given)
             raise UsageError(f"--resume continues a run with its own settings; drop {flags}")
-        result = run(RunConfig(), resume=Path(args.resume))
+        result = run(RunConfig(), resume=Path(args.resume), registry=registry)
     else:
-        result = run(config_from_args(args))
+        result = run(config_from_args(args), registry=registry)
     if result.results:  # under torchrun only rank 0 evaluates
         print_results(result.results, result.run_dir, result.baselines)
     return 0
@@ -264,34 +339,143 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.table import Table
 
     from sslkit.registry import load_registry
+    from sslkit.report.progress import stdout
 
     registry = load_registry()
+    if args.name:
+        return _plugin_detail(registry, args.name, args.kind)
     table = Table(title="sslkit plugins")
     for col in ("kind", "name", "summary", "options", "provided by"):
         table.add_column(col, overflow="fold")
     for entry in registry.entries():
         if args.kind and entry.kind != args.kind:
             continue
-        opts = ", ".join(f"{k}={v!r}" for k, v in entry.component.options.items())
+        opts = ", ".join(o.describe() for o in entry.options.values())
         prov = entry.provider
         table.add_row(
             entry.kind, entry.name, entry.component.summary, opts, f"{prov.distribution} {prov.version}"
         )
-    for provider, error in registry.broken:
+    for broken in registry.broken:
+        prov = broken.provider
         table.add_row(
             "[red]broken[/]",
-            provider.plugin,
-            f"[red]{error}[/]",
+            prov.plugin,
+            f"[red]{broken.error}[/]",
             "",
-            f"{provider.distribution} {provider.version}",
+            f"{prov.distribution} {prov.version}",
         )
-    for conflict in registry.conflicts:
-        table.add_row("[red]conflict[/]", "", f"[red]{conflict}[/]", "", "")
-    Console().print(table)
+    for (kind, name), providers in registry.conflicts.items():
+        from sslkit.registry import conflict_message
+
+        table.add_row("[red]conflict[/]", name, f"[red]{conflict_message(kind, name, providers)}[/]", "", "")
+    stdout.print(table)
+    if getattr(args, "debug", False):
+        print_broken(registry)
+    elif registry.broken:
+        stdout.print("`sslkit plugins --debug` shows where each broken plugin failed")
+    return 0
+
+
+def print_broken(registry: Any) -> None:
+    """Each broken plugin's traceback, with file and line, on stderr (``--debug``)."""
+    for broken in registry.broken:
+        print(
+            f"sslkit: plugin {broken.provider} is broken: {broken.error}\n{broken.traceback}", file=sys.stderr
+        )
+
+
+def _plugin_detail(registry: Any, name: str, kind: str | None) -> int:
+    """``sslkit plugins NAME``: what the component is, its options with types and defaults, a pretext's recipe."""
+    from rich.table import Table
+
+    from sslkit.interfaces import KINDS
+    from sslkit.report.progress import stdout
+
+    entries, errors = [], []
+    for k in [kind] if kind else KINDS:
+        try:
+            entries.append(registry.get(k, name))
+        except UsageError as exc:
+            errors.append(str(exc))
+    if not entries:  # the kind whose names come closest says it
+        raise UsageError(next((e for e in errors if "did you mean" in e), errors[-1]))
+    for entry in entries:
+        stdout.print(f"[bold]{entry.kind} {entry.name}[/]: {entry.component.summary}  ({entry.provider})")
+        table = Table("option", "type", "default")
+        for option in entry.options.values():
+            shown = getattr(option.type, "__name__", None) or str(option.type).replace("typing.", "")
+            table.add_row(option.name, shown, repr(option.default))
+        stdout.print(table if entry.options else "no options")
+        factory = entry.component.factory
+        recipe = getattr(factory, "defaults", None)
+        if entry.kind == "pretext" and recipe is not None:
+            from sslkit.build import DEFAULT_RECIPE
+
+            stdout.print("recipe (what --epochs, --batch-size, --lr, ... default to):")
+            for key, value in {**DEFAULT_RECIPE, **recipe}.items():
+                if key != "data":
+                    stdout.print(f"  {key} = {value!r}")
+            for data, special in recipe.get("data", {}).items():
+                stdout.print(
+                    f"  with --data {data}: " + ", ".join(f"{k} = {v!r}" for k, v in special.items())
+                )
+            if getattr(factory, "uses_labels", False):
+                stdout.print("learns from the labeled split and the unlabeled pool together")
+            if getattr(factory, "ddp_refusal", None):
+                stdout.print(f"not under torchrun: {factory.ddp_refusal}")
+    return 0
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from sslkit import rundir
+    from sslkit.report.progress import stdout
+
+    root = Path(args.runs)
+    if not root.is_dir():
+        raise UsageError(f"{root} is not a folder of runs; pass the --out of your runs (default runs)")
+    rows = []
+    for path in root.iterdir():
+        record = rundir.read_json(path / rundir.CONFIG) if path.is_dir() else None
+        if not record or "config" not in record:
+            continue
+        cfg = record["config"]
+        summary = rundir.read_json(path / rundir.RESULTS) or {}
+        scores = [
+            (m["accuracy"], name)
+            for name, m in summary.get("results", {}).items()
+            if isinstance(m.get("accuracy"), float)
+        ]
+        best = f"{max(scores)[0]:.4f} ({max(scores)[1]})" if scores else ""
+        seconds = sum(r.get("seconds", 0) for r in rundir.read_history(path)) + summary.get("eval_seconds", 0)
+        labels = (
+            cfg.get("labels") if cfg.get("labels_per_class") is None else f"{cfg['labels_per_class']}/class"
+        )
+        rows.append(
+            (
+                (path / rundir.CONFIG).stat().st_mtime,
+                [
+                    path.name,
+                    cfg.get("data", ""),
+                    cfg.get("pretext", ""),
+                    str(labels if labels is not None else "all"),
+                    str(cfg.get("seed", "")),
+                    rundir.status(path),
+                    best,
+                    f"{seconds:,.0f} s" if seconds else "",
+                ],
+            )
+        )
+    table = Table(title=f"runs in {root}")
+    for col in ("run", "data", "method", "labels", "seed", "status", "best accuracy", "wall"):
+        table.add_column(col, justify="right" if col in ("labels", "seed", "wall") else "left")
+    for _, row in sorted(rows, key=lambda r: r[0], reverse=True):
+        table.add_row(*row)
+    stdout.print(table if rows else f"no runs under {root}")
     return 0
 
 
@@ -326,17 +510,22 @@ def print_results(
     baselines: dict[str, dict[str, dict[str, float]]] | None = None,
 ) -> None:
     """The results table; with ``baselines``, each metric beside the same evaluator on a random-init encoder and on
-    raw pixels (same label draw)."""
-    from rich.console import Console
+    raw pixels (same label draw). Ends with where the report is and what to do next."""
     from rich.table import Table
 
+    from sslkit import rundir
+    from sslkit.report.progress import stdout
+
     baselines = baselines or {}
-    table = Table(title=f"results: {run_dir}")
+    table = Table(title="results")
     table.add_column("evaluator")
     table.add_column("metric")
     table.add_column("value", justify="right")
-    columns = [("random_init", "random init"), ("pixels", "raw pixels")]
-    columns = [(key, title) for key, title in columns if baselines.get(key)]
+    columns = [
+        (key, title)
+        for key, title in [("random_init", "random init"), ("pixels", "raw pixels")]
+        if baselines.get(key)
+    ]
     for _, title in columns:
         table.add_column(title, justify="right")
 
@@ -347,13 +536,21 @@ def print_results(
         for metric, value in metrics.items():
             extra = [baselines[key].get(name, {}).get(metric) for key, _ in columns]
             table.add_row(name, metric, cell(value), *("" if v is None else cell(v) for v in extra))
-    Console().print(table)
+    stdout.print(table)
+    stdout.print(f"run directory: {run_dir}")
+    if (run_dir / rundir.REPORT).exists():
+        stdout.print(f"report:        {run_dir / rundir.REPORT}")
+    stdout.print(
+        f"next:          sslkit eval {run_dir} --eval knn,finetune   |   tensorboard --logdir {run_dir.parent}"
+        "   |   sslkit ls"
+    )
 
 
 COMMANDS = {
     "run": cmd_run,
     "eval": cmd_eval,
     "plugins": cmd_plugins,
+    "ls": cmd_ls,
     "report": cmd_report,
     "bench": cmd_bench,
 }
@@ -373,11 +570,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"sslkit: error: {exc}", file=sys.stderr)
         return 2
+    except Interrupted as exc:
+        print(f"sslkit: {exc}", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
-        print(
-            "sslkit: interrupted; `sslkit run --resume RUN_DIR` continues from the last checkpoint",
-            file=sys.stderr,
-        )
+        print("sslkit: interrupted", file=sys.stderr)
         return 130
 
 

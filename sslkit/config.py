@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sslkit.errors import UsageError
+from sslkit.rundir import CONFIG
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -42,6 +45,8 @@ class RunConfig:
     sync_batchnorm: bool = False  # under torchrun on GPUs: batch-norm statistics over all ranks
     checkpoint_every: float = 300.0  # seconds between mid-epoch checkpoints (0: only at epoch ends)
     on_nan: str = "stop"  # or "lower-lr": halve the learning rate and resume from the last checkpoint
+    tsne_points: int = 2000  # test images in the report's t-SNE map (0 skips it)
+    wandb: str | None = None  # a Weights & Biases project to log to as well (needs the wandb package)
     pretext_options: dict[str, Any] = field(default_factory=dict)
     encoder_options: dict[str, Any] = field(default_factory=dict)
     data_options: dict[str, Any] = field(default_factory=dict)
@@ -65,8 +70,10 @@ class RunConfig:
             values["labels"] = None  # a per-class budget replaces the default --labels 100
         for key, value in values.items():
             if key not in names:
+                hint = difflib.get_close_matches(key, names, n=1)
+                mean = f" (did you mean {hint[0]!r}?)" if hint else ""
                 raise UsageError(
-                    f"{source}: unknown setting {key!r}; known settings: {', '.join(sorted(names))}"
+                    f"{source}: unknown setting {key!r}{mean}; known settings: {', '.join(sorted(names))}"
                 )
             setattr(self, key, _check_type(key, value, names[key].type, source))
         self.validate()
@@ -84,6 +91,8 @@ class RunConfig:
             )
         if self.weight_decay is not None and self.weight_decay < 0:
             raise UsageError(f"--weight-decay must be >= 0, got {self.weight_decay}")
+        if self.tsne_points < 0:
+            raise UsageError(f"tsne_points must be >= 0 (0 skips t-SNE), got {self.tsne_points}")
         if self.checkpoint_every < 0:
             raise UsageError(f"--checkpoint-every must be >= 0 seconds, got {self.checkpoint_every}")
         if self.optimizer not in (None, "sgd", "adamw", "adam"):
@@ -128,13 +137,29 @@ def _check_type(key: str, value: Any, annotation: str, source: str) -> Any:
     raise AssertionError(f"unhandled setting type {kind}")
 
 
+def read_settings(path: str | Path) -> dict[str, Any]:
+    """Settings from a TOML file, or from a run's ``config.json`` (to rerun or vary a recorded run)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CONFIG
+    if path.suffix == ".json":
+        try:
+            record = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise UsageError(f"config file {path} does not exist; check the path given to --config") from None
+        except ValueError as exc:
+            raise UsageError(f"config file {path} is not valid JSON ({exc}); fix the file") from None
+        return dict(record.get("config", record)) if isinstance(record, dict) else {}
+    return read_toml(path)
+
+
 def read_toml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     try:
         with path.open("rb") as fh:
             return tomllib.load(fh)
     except FileNotFoundError:
-        raise UsageError(f"config file {path} does not exist; check the path given to --config") from None
+        raise UsageError(f"file {path} does not exist; check the path") from None
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"config file {path} is not valid TOML ({exc}); fix the file") from None
 

@@ -1,49 +1,103 @@
-"""``sslkit eval RUN_DIR``: evaluate a finished run's saved encoder again, with any evaluators.
+"""Running evaluators: at the end of ``sslkit run``, and again on a finished run with ``sslkit eval RUN_DIR``.
 
-The dataset and the label budget are rebuilt from ``config.json`` exactly as ``sslkit run`` built them (the
-budget's digest must match the recorded one), the encoder is rebuilt from the registry and loaded from
-``encoder.safetensors``, and the new metrics are merged into ``results.json`` atomically."""
+For ``eval`` the dataset and the label budget are rebuilt from ``config.json`` exactly as ``sslkit run`` built them
+(the budget's digest must match the recorded one), the encoder is rebuilt from the registry and loaded from its
+saved weights, and the new metrics are merged into ``results.json`` atomically."""
 
 from __future__ import annotations
 
-import json
+import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from sslkit import build, rundir
 from sslkit.config import RunConfig
-from sslkit.data import split_budget
-from sslkit.engine.checkpoint import atomic_write_text
+from sslkit.engine.loop import log
 from sslkit.errors import UsageError
-from sslkit.registry import load_registry
-from sslkit.run import (
-    _write_report,
-    acquire_lock,
-    check_names,
-    evaluate,
-    load_data,
-    offline_encoder_options,
-    release_lock,
-    resolve_device,
-)
-from sslkit.rundir import load_encoder_weights, read_run_config
+from sslkit.features import FeatureCache
+from sslkit.interfaces import EvalContext, Pretext
+from sslkit.registry import Registry, load_registry
+from sslkit.report.html import write_run_report
+from sslkit.report.progress import status
 
 
-def load_encoder(registry: Any, cfg: RunConfig, info: Any, run_dir: Path) -> torch.nn.Module:
-    options = offline_encoder_options(registry, cfg)  # the saved weights replace pretrained ones
-    torch.manual_seed(cfg.seed)
-    encoder = registry.build("encoder", cfg.encoder, info.in_chans, info.image_size, options=options)
-    load_encoder_weights(encoder, run_dir, f"encoder {cfg.encoder!r} as configured; was the plugin changed?")
-    return encoder
+def evaluate(
+    registry: Registry,
+    cfg: RunConfig,
+    pretext: Pretext | None,
+    encoder: torch.nn.Module,
+    data: build.Data,
+    device: torch.device,
+    run_dir: Path | None,
+    names: list[str] | None = None,
+    label: str = "",
+) -> dict[str, dict[str, float]]:
+    """Run the evaluators ``names`` (default ``cfg.eval``); with a ``run_dir`` their details go to files there."""
+    labeled, test = data.labeled, data.bundle.test
+    if len(labeled) == 0:
+        raise UsageError("the labeled split is empty; evaluators need --labels of at least one per class")
+    features = FeatureCache(encoder, {"labeled": labeled, "test": test}, data.info, device)
+    amp = build.amp_dtype(cfg, device)
+    ctx = EvalContext(encoder, pretext, data.info, labeled, test, features, device, run_dir, cfg.seed, amp)
+    results: dict[str, dict[str, float]] = {}
+    for name in cfg.eval if names is None else names:
+        evaluator = registry.build("evaluator", name, options=cfg.eval_options.get(name, {}))
+        torch.manual_seed(cfg.seed)
+        t0 = time.perf_counter()
+        with status(f"evaluating {name}{label}"):
+            result = evaluator.evaluate(ctx)
+        results[name] = result.metrics
+        headline = next(iter(result.metrics.items()), None)
+        shown = f"{headline[0]} {headline[1]:.4f}, " if headline and isinstance(headline[1], float) else ""
+        log(f"{name}{label}: {shown}{time.perf_counter() - t0:.1f} s")
+        if run_dir is not None and (result.details or result.artifacts):
+            rundir.write_json(
+                run_dir / f"eval-{name}.json", {"artifacts": result.artifacts, **result.details}
+            )
+    return results
+
+
+class RawPixels(torch.nn.Module):
+    """The raw-pixels baseline as an encoder: the normalized image, flattened."""
+
+    def __init__(self, in_chans: int, image_size: int) -> None:
+        super().__init__()
+        self.feature_dim = in_chans * image_size**2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1)
+
+
+def baselines(
+    registry: Registry, cfg: RunConfig, data: build.Data, device: torch.device
+) -> dict[str, dict[str, dict[str, float]]]:
+    """The run's frozen-feature evaluators (those with ``frozen_features = True``) on the same label draw, on a
+    randomly initialized encoder of the same architecture (the run's own starting point) and on raw pixels:
+    what training bought."""
+    names = [
+        n
+        for n in cfg.eval
+        if getattr(registry.get("evaluator", n).component.factory, "frozen_features", False)
+    ]
+    if not names:
+        return {}
+    random_init = build.build_encoder(registry, cfg, data.info, for_weights=True).to(device)
+    pixels = RawPixels(data.info.in_chans, data.info.image_size)
+    return {
+        "random_init": evaluate(
+            registry, cfg, None, random_init, data, device, None, names, " (random init)"
+        ),
+        "pixels": evaluate(registry, cfg, None, pixels, data, device, None, names, " (raw pixels)"),
+    }
 
 
 def evaluate_saved_run(
     run_dir: Path, evals: list[str] | str | None, eval_options: dict, device: str | None
 ) -> dict[str, dict[str, float]]:
     """Run ``evals`` (default: the run's own) on the run's encoder; returns their metrics."""
-    saved = read_run_config(run_dir)
-    cfg = RunConfig.from_dict(saved["config"], source=str(run_dir / "config.json"))
+    cfg, record = build.saved_config(run_dir)
     if isinstance(evals, str):
         evals = [e.strip() for e in evals.split(",") if e.strip()]
     names = list(evals or cfg.eval)
@@ -53,38 +107,26 @@ def evaluate_saved_run(
     unused = set(eval_options) - set(names)
     if unused:
         raise UsageError(f"options given for evaluator(s) {', '.join(sorted(unused))} that are not in --eval")
-    cfg.update({"eval": names, "eval_options": options}, source="command line")
-    if device:
-        cfg.update({"device": device}, source="command line")
-
+    cfg.update(
+        {"eval": names, "eval_options": options, **({"device": device} if device else {})}, "command line"
+    )
     registry = load_registry()
-    check_names(registry, cfg)
-    device_ = resolve_device(cfg.device)
-    bundle = load_data(registry, cfg)
-    budget = split_budget(bundle.train.labels, cfg.labels, cfg.seed, cfg.labels_per_class)
-    recorded = saved.get("data", {}).get("labels_sha256")
-    if recorded and recorded != budget.digest:
+    cfg = build.resolve(registry, cfg)
+    device_ = build.resolve_device(cfg.device)
+    data = build.load_data(registry, cfg)
+    recorded = record.get("data", {}).get("labels_sha256")
+    if recorded and recorded != data.labels_digest:
         raise UsageError(
-            f"the label budget rebuilt from {run_dir / 'config.json'} differs from the run's (the dataset "
+            f"the label budget rebuilt from {run_dir / rundir.CONFIG} differs from the run's (the dataset "
             "changed since); evaluate with the data the run was trained on"
         )
-    labeled = bundle.train.subset(budget.labeled)
-    encoder = load_encoder(registry, cfg, bundle.info, run_dir).to(device_)
-
-    acquire_lock(run_dir)
-    try:
-        results = evaluate(registry, cfg, None, encoder, bundle.info, labeled, bundle.test, device_, run_dir)
-        path = run_dir / "results.json"
-        summary: dict[str, Any] = {}
-        if path.exists():
-            try:
-                summary = json.loads(path.read_text())
-            except ValueError:
-                summary = {}
+    encoder = build.trained_encoder(registry, cfg, data.info, run_dir).to(device_)
+    with rundir.locked(run_dir):
+        results = evaluate(registry, cfg, None, encoder, data, device_, run_dir)
+        path = run_dir / rundir.RESULTS
+        summary: dict[str, Any] = rundir.read_json(path) or {}
         summary.setdefault("results", {}).update(results)
-        summary.setdefault("labeled", len(labeled))
-        atomic_write_text(path, json.dumps(summary, indent=2))
-        _write_report(run_dir)
-    finally:
-        release_lock(run_dir)
+        summary.setdefault("labeled", len(data.labeled))
+        rundir.write_json(path, summary)
+        write_run_report(run_dir, cfg.tsne_points)
     return results

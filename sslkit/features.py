@@ -13,12 +13,13 @@ from sslkit.interfaces import DataInfo, Split
 def extract_features(
     encoder: nn.Module, images: Tensor, info: DataInfo, device: torch.device, batch_size: int = 1024
 ) -> Tensor:
-    """Encoder features of uint8 ``images`` in eval mode, as float32 on the CPU."""
+    """Encoder features of ``images`` (uint8, or float in [0, 1]) in eval mode, as float32 on the CPU."""
     was_training = encoder.training
     encoder.eval()
     out = []
     for start in range(0, len(images), batch_size):
-        x = images[start : start + batch_size].to(device, non_blocking=True).float().div_(255)
+        x = images[start : start + batch_size].to(device, non_blocking=True)
+        x = x.float().div_(255) if x.dtype == torch.uint8 else x.float()
         out.append(encoder(info.normalize(x)).float().cpu())
     encoder.train(was_training)
     dim = getattr(encoder, "feature_dim", 0)

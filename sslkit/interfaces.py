@@ -26,12 +26,20 @@ KINDS: tuple[Kind, ...] = ("dataset", "encoder", "pretext", "evaluator")
 
 @dataclass(frozen=True)
 class Component:
-    """One thing a plugin offers: ``name`` is what users type, ``factory`` builds it."""
+    """One thing a plugin offers: ``name`` is what users type, ``factory`` builds it.
+
+    The factory's keyword parameters (after the fixed positional ones) are its options: their defaults and type
+    hints are what users see and what their values are checked against. ``options`` declares only what a
+    signature cannot say (options a ``**kwargs`` factory accepts); a declared default must match the signature's.
+    ``prefix_option``: names ``NAME:VALUE`` select this component with that option set to ``VALUE`` (``timm:vit_s``).
+    ``offline_options``: what to set when the component is rebuilt only to receive saved weights (no download)."""
 
     name: str
     factory: Callable[..., Any]
     summary: str
     options: dict[str, Any] = field(default_factory=dict)
+    prefix_option: str | None = None
+    offline_options: dict[str, Any] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------------------------- data
@@ -102,11 +110,21 @@ class DatasetBundle:
 class Batch:
     """One training step's input, on the training device, as float images in [0, 1].
 
-    ``labeled_images``/``labels`` are filled only for pretexts with ``uses_labels = True``."""
+    ``labeled_images``/``labels`` are filled only for pretexts with ``uses_labels = True``; ``amp`` is the autocast
+    precision the run chose (bfloat16 on CUDA, None for full precision): wrap forward passes in ``batch.autocast()``."""
 
     images: Tensor
     labeled_images: Tensor | None = None
     labels: Tensor | None = None
+    amp: torch.dtype | None = None
+
+    def autocast(self) -> torch.autocast:
+        return autocast(self.images.device, self.amp)
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> torch.autocast:
+    """``torch.autocast`` to ``dtype`` on ``device``'s type, or a disabled one for ``dtype=None``."""
+    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
 
 class Pretext(nn.Module):
@@ -122,7 +140,9 @@ class Pretext(nn.Module):
     defaults: dict[str, Any] = {}
     uses_labels: bool = False  # semi-supervised: each batch also carries labeled images
     trains_on: Literal["pool", "labeled"] = "pool"  # what an epoch iterates over
-    supports_ddp: bool = True  # False: refuse a torchrun launch (say why in the class docstring)
+    ddp_refusal: str | None = (
+        None  # why this pretext cannot run under torchrun (a launch is refused), or None
+    )
 
     def __init__(self, encoder: nn.Module, info: DataInfo) -> None:
         super().__init__()
@@ -139,26 +159,27 @@ class Pretext(nn.Module):
     def forward(self, batch: Batch) -> dict[str, Tensor]:
         return self.losses(batch)
 
-    @property
-    def forward_module(self) -> nn.Module:
-        """What a training step calls: the DistributedDataParallel wrapper under torchrun, else the pretext."""
-        return self.__dict__.get("_ddp_wrapper", self)
-
     def make_optimizers(self, lr: float, weight_decay: float, optimizer: str) -> list[torch.optim.Optimizer]:
         return [make_optimizer(self.parameters(), optimizer, lr, weight_decay)]
 
     def train_step(
-        self, batch: Batch, optimizers: list[torch.optim.Optimizer], scaler: Any
-    ) -> dict[str, float]:
-        """One optimization step; returns the loss terms as floats for the log."""
+        self, batch: Batch, optimizers: list[torch.optim.Optimizer], model: nn.Module
+    ) -> dict[str, Tensor]:
+        """One optimization step; returns the detached loss terms for the log. ``model`` is what to call for the
+        forward pass: this pretext, or its DistributedDataParallel wrapper under torchrun (which averages the
+        gradients over the ranks)."""
         (opt,) = optimizers
-        with autocast_for(batch.images):
-            terms = self.forward_module(batch)
+        with batch.autocast():
+            terms = model(batch)
         opt.zero_grad(set_to_none=True)
-        scaler.scale(terms["loss"]).backward()
-        scaler.step(opt)
-        scaler.update()
+        terms["loss"].backward()
+        opt.step()
         return {k: v.detach() for k, v in terms.items()}
+
+    def health(self, record: dict[str, Any]) -> str | None:
+        """After each epoch, with its record (the loss terms' means): a sentence naming a failure the numbers show
+        (a collapse, a stalled loss), which the log and the report then show; None when training looks sound."""
+        return None
 
     def save_artifacts(self, run_dir: Path, epoch: int) -> None:
         """Write pictures (samples, reconstructions) into the run directory after an epoch."""
@@ -177,21 +198,6 @@ def make_optimizer(params: Any, name: str, lr: float, weight_decay: float) -> to
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, betas=(0.5, 0.999))
     raise ValueError(f"unknown optimizer {name!r}; choose sgd, adamw or adam")
-
-
-_amp_dtype: torch.dtype | None = None
-
-
-def set_amp(dtype: torch.dtype | None) -> None:
-    """Set by the engine: autocast dtype for CUDA training, or None for full precision."""
-    global _amp_dtype
-    _amp_dtype = dtype
-
-
-def autocast_for(x: Tensor) -> torch.autocast:
-    """The autocast context the engine chose, for the device ``x`` lives on."""
-    enabled = _amp_dtype is not None and x.device.type == "cuda"
-    return torch.autocast(x.device.type, dtype=_amp_dtype or torch.float32, enabled=enabled)
 
 
 # -------------------------------------------------------------------------------------- evaluation
@@ -215,6 +221,10 @@ class EvalContext:
     device: torch.device
     run_dir: Path | None
     seed: int
+    amp: torch.dtype | None = None  # the run's autocast precision: wrap forward passes in ``ctx.autocast()``
+
+    def autocast(self) -> torch.autocast:
+        return autocast(self.device, self.amp)
 
 
 @dataclass

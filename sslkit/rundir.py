@@ -1,18 +1,120 @@
-"""A run directory's files: their names, and reading and writing the recorded config and the encoder weights."""
+"""A run directory: its file names, creating and locking it, and reading and writing what it records.
+
+Every module that touches a run directory goes through here, so each file name is spelled once."""
 
 from __future__ import annotations
 
+import contextlib
+import csv
+import datetime as dt
+import hashlib
 import json
 import os
+import platform
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from sslkit.engine.checkpoint import atomic_write_text
 from sslkit.errors import UsageError
 
-CONFIG = "config.json"
-ENCODER = "encoder.safetensors"
+CONFIG = "config.json"  # the settings, the schedule, the data sizes, provenance and environment
+RESULTS = "results.json"  # the evaluators' metrics and the baselines, written when the run finishes
+ENCODER = "encoder.safetensors"  # the trained encoder's weights
+METRICS = "metrics.jsonl"  # one line per epoch
+STEPS = "steps.csv"  # the per-step scalars
+CHECKPOINT = "checkpoint.pt"  # the training state, for --resume
+LOCK = "run.lock"  # the pid of the process using the directory
+REPORT = "report.html"
+EVENTS = "tensorboard"  # TensorBoard event files
+
+
+def create(parent: Path, name: str) -> Path:
+    """A new directory ``parent/name`` (with ``-2``, ``-3``... when taken); atomic, so two runs started in the same
+    second get different directories."""
+    parent.mkdir(parents=True, exist_ok=True)
+    name = name.replace(":", "_").replace("/", "_")
+    for suffix in [""] + [f"-{i}" for i in range(2, 1000)]:
+        path = parent / (name + suffix)
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise UsageError(f"could not create a run directory under {parent}")
+
+
+def timestamp() -> str:
+    return dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+@contextlib.contextmanager
+def locked(run_dir: Path) -> Iterator[None]:
+    """One live process per run directory; a lock left by a dead process is taken over."""
+    lock = run_dir / LOCK
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        refuse_if_in_use(run_dir)
+        lock.unlink(missing_ok=True)
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(str(os.getpid()))
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def refuse_if_in_use(run_dir: Path) -> None:
+    pid = holder(run_dir)
+    if pid and pid != os.getpid():
+        raise UsageError(f"run directory {run_dir} is in use by process {pid}; wait for it or kill it")
+
+
+def holder(run_dir: Path) -> int | None:
+    """The pid of the live process holding the directory's lock, if any."""
+    try:
+        pid = int((run_dir / LOCK).read_text().strip() or 0)
+    except (OSError, ValueError):
+        return None
+    return pid if pid and _alive(pid) else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a killed process whose parent died too may linger as a zombie: it holds nothing
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def status(run_dir: Path) -> str:
+    """``finished`` (results written), ``running`` (a live process holds it) or ``killed``."""
+    if (run_dir / RESULTS).exists():
+        return "finished"
+    return "running" if holder(run_dir) else "killed"
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON object from ``path``, or None when the file is missing or cut short."""
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def write_json(path: Path, value: dict[str, Any]) -> None:
+    atomic_write_text(path, json.dumps(value, indent=2))
 
 
 def read_run_config(run_dir: Path) -> dict[str, Any]:
@@ -21,10 +123,31 @@ def read_run_config(run_dir: Path) -> dict[str, Any]:
         raise UsageError(
             f"{run_dir} is not an sslkit run directory (no {CONFIG}); pass a directory made by `sslkit run`"
         )
+    record = read_json(path)
+    if record is None or "config" not in record:
+        raise UsageError(f"{path} is not valid JSON (or holds no config); the run directory is damaged")
+    return record
+
+
+def read_history(run_dir: Path) -> list[dict[str, Any]]:
+    """The per-epoch records of ``metrics.jsonl``; a line cut short by a kill is skipped."""
+    history = []
+    with contextlib.suppress(OSError):
+        for line in (run_dir / METRICS).read_text().splitlines():
+            with contextlib.suppress(ValueError):
+                history.append(json.loads(line))
+    return history
+
+
+def read_steps(run_dir: Path) -> list[dict[str, float]]:
+    """The per-step scalars of ``steps.csv`` (empty for runs that did not log them)."""
     try:
-        return json.loads(path.read_text())
-    except ValueError:
-        raise UsageError(f"{path} is not valid JSON; the run directory is damaged") from None
+        with (run_dir / STEPS).open(newline="") as fh:
+            return [
+                {k: float(v) for k, v in row.items() if v not in (None, "")} for row in csv.DictReader(fh)
+            ]
+    except (OSError, ValueError):
+        return []
 
 
 def save_encoder(encoder: torch.nn.Module, run_dir: Path) -> None:
@@ -55,3 +178,33 @@ def load_encoder_weights(encoder: torch.nn.Module, run_dir: Path, described: str
         lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
         first = lines[1] if len(lines) > 1 else lines[0]
         raise UsageError(f"{path} does not fit {described} ({first})") from None
+
+
+def provenance(init: Path) -> dict[str, Any]:
+    """Where an ``--init`` run's weights came from: its directory, method and the weights' digest."""
+    saved = read_run_config(init)["config"]
+    digest = hashlib.sha256((init / ENCODER).read_bytes()).hexdigest()
+    return {"run_dir": str(init.resolve()), "pretext": saved["pretext"], "encoder_sha256": digest}
+
+
+def environment() -> dict[str, Any]:
+    """Versions, the git commit and the platform, recorded in ``config.json``."""
+    import importlib.metadata as md
+
+    versions = {}
+    for name in ("sslkit", "torch", "torchvision", "timm", "faiss-cpu", "numpy", "pluggy"):
+        with contextlib.suppress(md.PackageNotFoundError):
+            versions[name] = md.version(name)
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return {
+        "versions": versions,
+        "git_commit": commit or None,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cuda": torch.version.cuda,
+    }

@@ -29,6 +29,15 @@ def data_root() -> Path:
 
 
 @pytest.fixture(scope="session")
+def mnist(data_root: Path):
+    if not (data_root / "MNIST" / "raw").exists():
+        pytest.skip("MNIST not found under the data root")
+    from sslkit.registry import load_registry
+
+    return load_registry().build("dataset", "mnist", data_root, False)
+
+
+@pytest.fixture(scope="session")
 def fashion(data_root: Path):
     from sslkit.registry import load_registry
 

@@ -33,8 +33,8 @@ def main(out: str, batch: int) -> None:
     v1, v2 = fixed_views(batch)
     part = slice(dist.rank() * batch // 2, (dist.rank() + 1) * batch // 2)
     pretext.views = lambda x: (v1[part], v2[part])  # the same views a single process sees, split by rank
-    pretext.__dict__["_ddp_wrapper"] = dist.wrap(pretext, torch.device("cpu"))
-    loss = pretext.forward_module(Batch(v1[part]))["loss"]
+    model = dist.wrap(pretext, torch.device("cpu"))
+    loss = model(Batch(v1[part]))["loss"]
     loss.backward()
     if dist.rank() == 0:
         grads = {n: p.grad for n, p in pretext.named_parameters() if p.grad is not None}

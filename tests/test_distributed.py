@@ -72,7 +72,7 @@ def test_two_process_runs_write_one_run_directory_and_resume_after_a_kill(tmp_pa
     out = _ok(_torchrun([*common, "--pretext", "simclr", "--epochs", "1", "--out", str(tmp_path / "a")]))
     (run_dir,) = (tmp_path / "a").iterdir()
     assert json.loads((run_dir / "results.json").read_text())["results"]["linear"]["accuracy"] > 0.3
-    assert out.count("results:") == 1  # evaluated once, by rank 0
+    assert out.count("run directory:") == 1  # evaluated once, by rank 0
 
     killed = tmp_path / "b"
     proc = _torchrun([*common, "--epochs", "6", "--checkpoint-every", "0.2", "--out", str(killed)])

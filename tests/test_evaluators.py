@@ -400,7 +400,7 @@ def test_finetune_starts_from_the_probe_and_trains_end_to_end(registry) -> None:
         ({"label_smoothing": 1.0}, r"label_smoothing must be in \[0, 1\)"),
         ({"mixup": -1.0}, "mixup .* must be >= 0"),
         ({"translate": -2}, "translate .* must be >= 0"),
-        ({"flips": "sometimes"}, "flips must be bool"),
+        ({"flips": "sometimes"}, "flips must be true or false"),
     ],
 )
 def test_invalid_finetune_options_are_usage_errors(registry, options: dict, message: str) -> None:

@@ -115,15 +115,6 @@ def test_rand_augment_draws_the_same_parameters_on_cuda() -> None:
 # ------------------------------------------------------------------------------------------ training
 
 
-@pytest.fixture(scope="module")
-def mnist(data_root: Path):
-    if not (data_root / "MNIST" / "raw").exists():
-        pytest.skip("MNIST not found under the data root")
-    from sslkit.registry import load_registry
-
-    return load_registry().build("dataset", "mnist", data_root, False)
-
-
 def test_a_few_dozen_steps_on_mnist_lower_the_loss_and_raise_the_mask_rate(registry, mnist) -> None:
     from sslkit.data import split_budget
 
@@ -140,7 +131,7 @@ def test_a_few_dozen_steps_on_mnist_lower_the_loss_and_raise_the_mask_rate(regis
     steps = []
     order = trainer.epoch_order(0)
     for i in range(80):
-        steps.append(pretext.train_step(trainer.make_batch(order[i]), trainer.optimizers, trainer.scaler))
+        steps.append(pretext.train_step(trainer.make_batch(order[i]), trainer.optimizers, trainer.model))
     first, last = steps[:10], steps[-10:]
 
     def mean(rows: list[dict], key: str) -> float:
@@ -189,8 +180,18 @@ def _only_run(parent: Path) -> Path:
 def test_init_starts_from_another_runs_encoder_and_records_it(
     tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("SSLKIT_TSNE_POINTS", "0")  # no t-SNE in the reports: not what this test is about
-    base = ["--data", "digits", "--eval", "linear", "--eval-opt", "linear.c_grid=[1.0]", "--no-baselines"]
+    # no t-SNE in the reports: not what this test is about
+    base = [
+        "--tsne-points",
+        "0",
+        "--data",
+        "digits",
+        "--eval",
+        "linear",
+        "--eval-opt",
+        "linear.c_grid=[1.0]",
+        "--no-baselines",
+    ]
     rotation = ["run", "--pretext", "rotation", "--epochs", "1", "--pool-size", "256", *base]
     assert main([*rotation, "--out", str(tmp_path / "a")]) == 0
     source = _only_run(tmp_path / "a")

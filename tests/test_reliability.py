@@ -17,12 +17,12 @@ import pytest
 import torch
 from torch import nn
 
-from sslkit import Component, Pretext, UsageError, hookimpl
+from sslkit import Component, Pretext, UsageError, hookimpl, rundir
 from sslkit.cli import main
 from sslkit.config import RunConfig
 from sslkit.engine.checkpoint import load_checkpoint, previous_path, save_checkpoint
 from sslkit.registry import Provider, load_registry
-from sslkit.run import acquire_lock, new_run_dir, run
+from sslkit.runner import run
 
 RUN = ["run", "--data", "digits", "--epochs", "4", "--seed", "3", "--eval", "linear"]
 # FixMatch adds a moving average, a second (labeled) sampler and its own augmentation streams
@@ -66,7 +66,34 @@ def _outcome(run_dir: Path) -> tuple[list[dict], dict, bytes]:
     return metrics, results, (run_dir / "encoder.safetensors").read_bytes()
 
 
-@pytest.mark.parametrize("argv", [RUN, FIXMATCH], ids=["rotation", "fixmatch"])
+# the Improved-GAN recipe adds two optimizers, the discriminator's moving average and the weight-norm init state
+IMPROVED_GAN = [
+    "run",
+    "--pretext",
+    "sgan",
+    "--encoder",
+    "wn-mlp",
+    "--data",
+    "digits",
+    "--epochs",
+    "4",
+    "--seed",
+    "3",
+]
+IMPROVED_GAN += [
+    "--lr",
+    "0.003",
+    "--eval",
+    "linear,head",
+    "--pretext-opt",
+    "generator=mlp",
+    "--pretext-opt",
+    "ema=0.999",
+]
+IMPROVED_GAN += ["--pretext-opt", "head=weight-norm", "--pretext-opt", "head_noise=0.5"]
+
+
+@pytest.mark.parametrize("argv", [RUN, FIXMATCH, IMPROVED_GAN], ids=["rotation", "fixmatch", "improved-gan"])
 def test_run_killed_mid_epoch_resumes_to_the_same_result(argv: list[str], tmp_path: Path) -> None:
     """SIGKILL at two random moments (each after at least one mid-epoch checkpoint), resume after each."""
     reference = _sslkit([*argv, "--out", str(tmp_path / "ref")])
@@ -163,23 +190,23 @@ def test_on_nan_lower_lr_resumes_from_the_checkpoint_with_half_the_rate(tmp_path
     result = run(cfg, registry=_nan_registry(), quiet=True)
     metrics = [json.loads(x) for x in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [m["epoch"] for m in metrics] == [1, 2, 3]
-    # 12 steps per epoch, one warm-up step, cosine over the other 35: the rate after 24 steps, halved
-    assert metrics[1]["lr"] == pytest.approx(0.5 * 0.001 * 0.5 * (1 + math.cos(math.pi * 23 / 35)))
+    # 12 steps per epoch, one warm-up step, cosine over the other 35: epoch 2's peak is its first step's, halved
+    assert metrics[1]["lr"] == pytest.approx(0.5 * 0.001 * 0.5 * (1 + math.cos(math.pi * 11 / 35)))
     assert "linear" in result.results
 
 
 def test_concurrent_runs_get_their_own_directories_and_a_live_lock_is_refused(tmp_path: Path) -> None:
-    cfg = RunConfig(out=str(tmp_path))
-    first, second = new_run_dir(cfg), new_run_dir(cfg)
+    first, second = rundir.create(tmp_path, "same-name"), rundir.create(tmp_path, "same-name")
     assert first != second and first.is_dir() and second.is_dir()
     (first / "run.lock").write_text(str(os.getppid()))  # a live process that is not us
-    with pytest.raises(UsageError, match=f"in use by process {os.getppid()}"):
-        acquire_lock(first)
+    with pytest.raises(UsageError, match=f"in use by process {os.getppid()}"), rundir.locked(first):
+        pass
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     (second / "run.lock").write_text(str(dead.pid))  # stale: its process is gone
-    acquire_lock(second)
-    assert (second / "run.lock").read_text() == str(os.getpid())
+    with rundir.locked(second):
+        assert (second / "run.lock").read_text() == str(os.getpid())
+    assert not (second / "run.lock").exists()
 
 
 def test_resume_of_a_run_in_use_is_refused_without_touching_it(tmp_path: Path, capsys) -> None:
@@ -225,7 +252,7 @@ def test_broken_plugins_are_reported_with_their_distribution_and_the_rest_keep_w
             (_Duplicate(), Provider("dup", "dist-dup", "3.0")),
         ]
     )
-    broken = {str(p): why for p, why in registry.broken}
+    broken = {str(b.provider): b.error for b in registry.broken}
     assert "boom inside the hook" in broken["dist-raises 1.0 (raises)"]
     assert "not a Component" in broken["dist-malformed 2.0 (malformed)"]
     with pytest.raises(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import shutil
 from html.parser import HTMLParser
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 from PIL import Image
 
 from sslkit.cli import main
+from sslkit.report.html import read_run
 from sslkit.report.tsne import neighbourhood_hit
 
 FAST_RUN = ["--data", "digits", "--epochs", "1", "--device", "cpu", "--eval-opt", "linear.c_grid=[1.0]"]
@@ -43,15 +43,8 @@ def parse(path: Path) -> Tags:
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("runs")
-    old = os.environ.get("SSLKIT_TSNE_POINTS")
-    os.environ["SSLKIT_TSNE_POINTS"] = "300"  # the report written at the end of the run maps 300 test images
-    try:
-        assert main(["run", *FAST_RUN, "--out", str(out)]) == 0
-    finally:
-        if old is None:
-            os.environ.pop("SSLKIT_TSNE_POINTS")
-        else:
-            os.environ["SSLKIT_TSNE_POINTS"] = old
+    # the report written at the end of the run maps 300 test images
+    assert main(["run", *FAST_RUN, "--tsne-points", "300", "--out", str(out)]) == 0
     (path,) = out.iterdir()
     return path
 
@@ -82,6 +75,13 @@ def test_run_writes_a_complete_self_contained_report(run_dir: Path) -> None:
     assert f"{hits['features']:.3f}" in text and f"{hits['pixels']:.3f}" in text
     # raw 8x8 digit pixels cluster well: far above the 0.1 of a random map
     assert hits["pixels"] > 0.7
+    # beside each score, the baselines; a one-epoch run's curves come from its per-step log
+    assert "random init" in text and "raw pixels" in text
+    view = read_run(run_dir)
+    assert len(view.steps) > 1 and len(view.history) == 1
+    assert view.history[0]["lr"] == pytest.approx(
+        max(s["lr"] for s in view.steps), rel=1e-5
+    )  # peak, not last
 
 
 def test_neighbourhood_hit_by_hand() -> None:
@@ -123,7 +123,12 @@ def test_several_runs_get_a_comparison_table_and_overlaid_curves(run_dir: Path, 
     assert "0.1235" in text  # the edited accuracy, beside the real one in bold
     first = json.loads((run_dir / "results.json").read_text())["results"]["linear"]["accuracy"]
     assert f"<b>{first:.4f}</b>" in text
-    assert 'alt="overlaid curves"' in text
+    assert 'alt="overlaid curves"' in text  # the same pretext: its losses are comparable
+    config = json.loads((other / "config.json").read_text())
+    config["config"]["pretext"] = "simclr"  # another pretext's loss is not on the same scale: no overlay
+    (other / "config.json").write_text(json.dumps(config))
+    assert main(["report", str(run_dir), str(other), "-o", str(out), "--tsne-points", "0"]) == 0
+    assert 'alt="overlaid curves"' not in out.read_text()
     # --tsne-points 0 skipped the map computation, but the cached map of the first run is not reused:
     # both runs say t-SNE was skipped
     assert text.count("t-SNE skipped") == 2

@@ -51,6 +51,11 @@ def split_budget(
             quota = torch.full((k,), per_class)
         else:
             _check(n_labels, n)
+            if n_labels < k:
+                raise UsageError(
+                    f"--labels {n_labels} would leave {k - n_labels} of the {k} classes without a single label; "
+                    f"use --labels {k} or more (one per class at least)"
+                )
             quota = torch.full((k,), n_labels // k)
             quota[torch.randperm(k, generator=gen)[: n_labels % k]] += 1
         chosen_parts = []

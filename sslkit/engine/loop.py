@@ -7,16 +7,17 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from sslkit import rundir
 from sslkit.engine import distributed as dist
 from sslkit.engine.checkpoint import load_checkpoint, save_checkpoint
+from sslkit.engine.scalars import ScalarLog
 from sslkit.interfaces import Batch, Pretext, Split
 from sslkit.report.progress import console, training_progress
 
@@ -40,6 +41,7 @@ class Schedule:
     checkpoint_every: float = 300.0  # seconds
     on_nan: str = "stop"
     sync_batchnorm: bool = False
+    wandb: str | None = None  # also log the scalars to this Weights & Biases project
 
 
 @dataclass
@@ -52,7 +54,7 @@ class Trainer:
     seed: int
     run_dir: Path | None = None
     show_progress: bool = True
-    on_epoch_end: list[Callable[[int, dict[str, Any]], dict[str, Any] | None]] = field(default_factory=list)
+    amp: torch.dtype | None = None  # autocast precision of the training steps (bfloat16 on CUDA by default)
 
     def __post_init__(self) -> None:
         self.rank, self.world = dist.rank(), dist.world_size()
@@ -63,18 +65,17 @@ class Trainer:
         self.local_batch = max(1, global_batch // self.world)
         self.steps_per_epoch = max(1, source // (self.local_batch * self.world))
         self.source_size = source
-        if self.world > 1:
-            if not self.pretext.supports_ddp:
-                owner = next(c for c in type(self.pretext).__mro__ if "supports_ddp" in c.__dict__)
-                doc = " ".join((owner.__doc__ or "").split())  # the class that opted out says why
-                why = doc.split("Not under torchrun: ", 1)[-1] if "Not under torchrun" in doc else ""
-                raise DistributedUnsupported(
-                    f"pretext {type(self.pretext).__name__} does not run under torchrun"
-                    f"{': ' + why.rstrip('.') if why else ''}; run it as one process (without torchrun)"
-                )
-            self.pretext.__dict__["_ddp_wrapper"] = dist.wrap(
-                self.pretext, self.device, self.schedule.sync_batchnorm
+        if self.world > 1 and self.pretext.ddp_refusal:
+            raise DistributedUnsupported(
+                f"pretext {type(self.pretext).__name__} does not run under torchrun: "
+                f"{self.pretext.ddp_refusal.rstrip('.')}; run it as one process (without torchrun)"
             )
+        # what a step calls for the forward pass: the DistributedDataParallel wrapper under torchrun
+        self.model = (
+            dist.wrap(self.pretext, self.device, self.schedule.sync_batchnorm)
+            if self.world > 1
+            else self.pretext
+        )
         s = self.schedule
         self.optimizers = self.pretext.make_optimizers(s.lr, s.weight_decay, s.optimizer)
         total = s.epochs * self.steps_per_epoch
@@ -86,9 +87,9 @@ class Trainer:
             return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
 
         self.schedulers = [torch.optim.lr_scheduler.LambdaLR(o, factor) for o in self.optimizers]
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=False)
         self.epoch, self.step_in_epoch, self.sums, self.count = 0, 0, {}, 0
         self.lr_halvings = 0
+        self.scalars: ScalarLog | None = None
         self.initial_lrs = [list(sch.base_lrs) for sch in self.schedulers]
 
     # ------------------------------------------------------------------------------------ state
@@ -101,7 +102,6 @@ class Trainer:
             "pretext": self.pretext.state_dict(),
             "optimizers": [o.state_dict() for o in self.optimizers],
             "schedulers": [s.state_dict() for s in self.schedulers],
-            "scaler": self.scaler.state_dict(),
             "epoch": self.epoch,
             "step_in_epoch": self.step_in_epoch,
             "sums": {k: float(v) for k, v in self.sums.items()},
@@ -116,7 +116,6 @@ class Trainer:
             o.load_state_dict(s)
         for sch, s in zip(self.schedulers, state["schedulers"]):
             sch.load_state_dict(s)
-        self.scaler.load_state_dict(state["scaler"])
         self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
         self.sums = {k: torch.tensor(v, dtype=torch.float64) for k, v in state["sums"].items()}
         self.count = state["count"]
@@ -132,10 +131,12 @@ class Trainer:
 
     @property
     def checkpoint_path(self) -> Path | None:
-        return self.run_dir / "checkpoint.pt" if self.run_dir else None
+        return self.run_dir / rundir.CHECKPOINT if self.run_dir else None
 
     def save(self) -> None:
         state = self.state_dict()  # collective: every rank takes part
+        if self.scalars:
+            self.scalars.flush()
         if self.checkpoint_path and self.rank == 0:
             save_checkpoint(self.checkpoint_path, state)
         dist.barrier()
@@ -158,8 +159,8 @@ class Trainer:
         if self.pretext.trains_on == "labeled":
             assert self.labeled is not None
             images = _to_float(self.labeled.images[index], self.device)
-            return Batch(images, images, self.labeled.labels[index].to(self.device))
-        batch = Batch(_to_float(self.pool[index], self.device))
+            return Batch(images, images, self.labeled.labels[index].to(self.device), self.amp)
+        batch = Batch(_to_float(self.pool[index], self.device), amp=self.amp)
         if self.pretext.uses_labels:
             assert self.labeled is not None and len(self.labeled) > 0
             # every rank draws all ranks' picks from the shared stream and keeps its own row: under torchrun the
@@ -176,27 +177,38 @@ class Trainer:
     def fit(self) -> list[dict[str, Any]]:
         """Train to the last epoch; returns this session's per-epoch records (also in ``metrics.jsonl``)."""
         history: list[dict[str, Any]] = []
-        with training_progress(self.show_progress and self.rank == 0) as progress:
-            task = progress.add_task(
-                "pretrain", total=self.schedule.epochs * self.steps_per_epoch, terms="", ips="-"
-            )
-            while True:
-                try:
-                    self._train(progress, task, history)
-                    return history
-                except Diverged as exc:
-                    if (
-                        self.schedule.on_nan != "lower-lr"
-                        or self.lr_halvings >= 3
-                        or not self._has_checkpoint()
-                    ):
-                        raise
-                    self._lower_lr_and_reload(str(exc))
+        if self.run_dir and self.rank == 0:
+            self.scalars = ScalarLog(self.run_dir, self.global_step, self.schedule.wandb)
+        try:
+            with training_progress(self.show_progress and self.rank == 0) as progress:
+                task = progress.add_task(
+                    "pretrain", total=self.schedule.epochs * self.steps_per_epoch, terms="", ips="-"
+                )
+                while True:
+                    try:
+                        self._train(progress, task, history)
+                        return history
+                    except Diverged as exc:
+                        if (
+                            self.schedule.on_nan != "lower-lr"
+                            or self.lr_halvings >= 3
+                            or not self._has_checkpoint()
+                        ):
+                            raise
+                        self._lower_lr_and_reload(str(exc))
+        finally:
+            if self.scalars:
+                self.scalars.close()
+                self.scalars = None
+
+    @property
+    def global_step(self) -> int:
+        return self.epoch * self.steps_per_epoch + self.step_in_epoch
 
     def _train(self, progress: Any, task: Any, history: list[dict[str, Any]]) -> None:
         s = self.schedule
         last_save = time.monotonic()
-        progress.update(task, completed=self.epoch * self.steps_per_epoch + self.step_in_epoch)
+        progress.update(task, completed=self.global_step)
         while self.epoch < s.epochs:
             order = self.epoch_order(self.epoch)
             progress.update(task, description=f"epoch {self.epoch + 1}/{s.epochs}")
@@ -204,19 +216,23 @@ class Trainer:
             t0, images_seen = time.perf_counter(), 0
             while self.step_in_epoch < self.steps_per_epoch:
                 batch = self.make_batch(order[self.step_in_epoch])
-                terms = self.pretext.train_step(batch, self.optimizers, self.scaler)
+                lr = self.schedulers[0].get_last_lr()[0]
+                terms = self.pretext.train_step(batch, self.optimizers, self.model)
                 self._check_finite(terms)
                 for sch in self.schedulers:
                     sch.step()
-                for k, v in terms.items():
-                    self.sums[k] = self.sums.get(k, torch.zeros((), dtype=torch.float64)) + float(v)
+                values = {k: float(v) for k, v in terms.items()}
+                for k, v in values.items():
+                    self.sums[k] = self.sums.get(k, torch.zeros((), dtype=torch.float64)) + v
                 self.count += 1
                 self.step_in_epoch += 1
                 images_seen += len(batch.images) * self.world
-                if self.step_in_epoch % 10 == 0 or self.step_in_epoch == self.steps_per_epoch:
-                    ips = images_seen / max(1e-9, time.perf_counter() - t0)
-                    terms = " ".join(f"{k} {float(v) / self.count:.3f}" for k, v in self.sums.items())
-                    progress.update(task, advance=0, terms=terms, ips=f"{ips:,.0f}")
+                ips = images_seen / max(1e-9, time.perf_counter() - t0)
+                if self.scalars:
+                    self.scalars.step(self.global_step, {**values, "lr": lr, "images_per_s": ips})
+                if self.step_in_epoch % 10 == 1 or self.step_in_epoch == self.steps_per_epoch:
+                    terms_text = " ".join(f"{k} {float(v) / self.count:.3f}" for k, v in self.sums.items())
+                    progress.update(task, advance=0, terms=terms_text, ips=f"{ips:,.0f}")
                 progress.advance(task)
                 if s.checkpoint_every and self._checkpoint_due(last_save):
                     self.save()
@@ -224,10 +240,15 @@ class Trainer:
             record = self._end_epoch(time.perf_counter() - t0, images_seen)
             history.append(record)
             if self.show_progress and self.rank == 0 and not console.is_terminal:
-                terms = ", ".join(
-                    f"{k} {v:.4f}" for k, v in record.items() if k not in ("epoch", "lr", "seconds")
+                terms_text = ", ".join(
+                    f"{k} {v:.4f}"
+                    for k, v in record.items()
+                    if k not in ("epoch", "lr", "seconds", "images_per_s") and isinstance(v, float)
                 )
-                log(f"epoch {record['epoch']}/{s.epochs}: {terms}, {record['seconds']:.0f} s")
+                log(
+                    f"epoch {record['epoch']}/{s.epochs}: {terms_text}; {record['images_per_s']:,.0f} images/s, "
+                    f"{record['seconds']:.0f} s"
+                )
             last_save = time.monotonic()
 
     def _checkpoint_due(self, last_save: float) -> bool:
@@ -259,27 +280,35 @@ class Trainer:
         if self.world > 1:  # the epoch's mean over every rank's batches
             means = dist.all_reduce_mean(means.to(self.device)).cpu()
         record.update(dict(zip(self.sums, means.tolist())))
-        record["lr"] = self.schedulers[0].get_last_lr()[0]
+        record["lr"] = self._peak_lr(self.epoch)
         record["seconds"] = round(seconds, 3)
         record["images_per_s"] = round(images_seen / max(seconds, 1e-9), 1)
-        for hook in self.on_epoch_end:
-            extra = hook(self.epoch, record)
-            if extra:
-                record.update(extra)
+        warning = self.pretext.health(record)
+        if warning:
+            record["warning"] = warning
+            log(f"[yellow]epoch {self.epoch + 1}: {warning}[/]")
+        if self.scalars:
+            self.scalars.epoch(self.global_step, record)
         if self.run_dir and self.rank == 0:
             self.pretext.save_artifacts(self.run_dir, self.epoch + 1)
-            with open(self.run_dir / "metrics.jsonl", "a") as fh:
+            with open(self.run_dir / rundir.METRICS, "a") as fh:
                 fh.write(json.dumps(record) + "\n")
         self.epoch += 1
         self.step_in_epoch, self.sums, self.count = 0, {}, 0
         self.save()
         return record
 
+    def _peak_lr(self, epoch: int) -> float:
+        """The highest learning rate of the first optimizer's schedule during ``epoch``: what an epoch's plot shows."""
+        sch = self.schedulers[0]
+        steps = range(epoch * self.steps_per_epoch, (epoch + 1) * self.steps_per_epoch)
+        return sch.base_lrs[0] * max(sch.lr_lambdas[0](t) for t in steps)
+
     def _truncate_metrics(self) -> None:
         """Drop log lines of epochs the checkpoint has not finished (written before a kill, redone on resume)."""
         if not self.run_dir or self.rank != 0:
             return
-        path = self.run_dir / "metrics.jsonl"
+        path = self.run_dir / rundir.METRICS
         if path.exists():
             lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
             keep = [ln for ln in lines if json.loads(ln)["epoch"] <= self.epoch]

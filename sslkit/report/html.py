@@ -3,23 +3,25 @@ run directories: training curves, the evaluation table, confusion matrices, a t-
 its neighbourhood hit (beside the same score for raw pixels), GAN samples and reconstructions; with several runs, a
 comparison table and overlaid curves first.
 
-t-SNE costs about 15 s for 2,000 points on 2 CPU cores; ``SSLKIT_TSNE_POINTS`` (or ``tsne_points``) sets the number
-of test images it maps, 0 skips it."""
+t-SNE costs about 15 s for 2,000 points on 2 CPU cores; ``tsne_points`` (a run's setting, or ``sslkit report
+--tsne-points``) sets the number of test images it maps, 0 skips it."""
 
 from __future__ import annotations
 
 import datetime as dt
 import html
-import json
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sslkit import rundir
 from sslkit.engine.checkpoint import atomic_write_text
+from sslkit.engine.loop import log
 from sslkit.errors import UsageError
 from sslkit.report import plots
+from sslkit.report.progress import status
+from sslkit.report.tsne import compute
 
 DEFAULT_TSNE_POINTS = 2000
 NEIGHBOURS = 10
@@ -33,6 +35,7 @@ class RunView:
     record: dict[str, Any]
     history: list[dict[str, Any]]
     summary: dict[str, Any] | None  # results.json; None while the run is unfinished
+    steps: list[dict[str, float]] = field(default_factory=list)  # steps.csv
     confusions: dict[str, dict[str, Any]] = field(default_factory=dict)  # evaluator -> details
     pictures: list[tuple[str, Path]] = field(default_factory=list)
     tsne: dict[str, Any] | None = None
@@ -52,26 +55,15 @@ class RunView:
 
 
 def read_run(path: Path) -> RunView:
-    from sslkit.rundir import read_run_config
-
-    record = read_run_config(path)
-    history = []
-    metrics = path / "metrics.jsonl"
-    if metrics.exists():
-        for line in metrics.read_text().splitlines():
-            try:
-                history.append(json.loads(line))
-            except ValueError:
-                continue  # a line cut short by a kill
-    summary = None
-    if (path / "results.json").exists():
-        try:
-            summary = json.loads((path / "results.json").read_text())
-        except ValueError:
-            summary = None
-    view = RunView(path, record, history, summary)
+    view = RunView(
+        path,
+        rundir.read_run_config(path),
+        rundir.read_history(path),
+        rundir.read_json(path / rundir.RESULTS),
+        rundir.read_steps(path),
+    )
     for name in view.results or _eval_names(path):
-        details = _read_json(path / f"eval-{name}.json")
+        details = rundir.read_json(path / f"eval-{name}.json")
         if details and details.get("confusion_matrix"):
             view.confusions[name] = details
     samples = sorted(path.glob("samples-epoch*.png"), key=_epoch_of)
@@ -86,40 +78,21 @@ def _eval_names(path: Path) -> list[str]:
     return [p.stem.removeprefix("eval-") for p in sorted(path.glob("eval-*.json"))]
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def _epoch_of(path: Path) -> int:
     found = re.search(r"(\d+)", path.stem.removeprefix("samples-epoch"))
     return int(found.group(1)) if found else -1
 
 
-def tsne_points_default() -> int:
-    text = os.environ.get("SSLKIT_TSNE_POINTS", str(DEFAULT_TSNE_POINTS))
-    try:
-        value = int(text)
-    except ValueError:
-        raise UsageError(f"SSLKIT_TSNE_POINTS must be a whole number (0 skips t-SNE), got {text!r}") from None
-    if value < 0:
-        raise UsageError(f"SSLKIT_TSNE_POINTS must be >= 0 (0 skips t-SNE), got {value}")
-    return value
-
-
 def add_tsne(view: RunView, points: int) -> None:
-    from sslkit.report.tsne import compute
-
     if points == 0:
         view.tsne_note = "skipped (t-SNE points set to 0)"
         return
-    if not (view.path / "encoder.safetensors").exists():
+    if not (view.path / rundir.ENCODER).exists():
         view.tsne_note = "no encoder.safetensors yet: the run has not finished"
         return
     try:
-        view.tsne = compute(view.path, points, NEIGHBOURS)
+        with status(f"t-SNE of {points} test images"):
+            view.tsne = compute(view.path, points, NEIGHBOURS)
     except (UsageError, ValueError, OSError, RuntimeError) as exc:
         view.tsne_note = f"not computed: {exc}"
 
@@ -128,9 +101,9 @@ def write_report(run_dirs: list[Path], out: Path, tsne_points: int | None = None
     """Write the report for ``run_dirs`` to ``out`` and return ``out``."""
     if not run_dirs:
         raise UsageError("no run directory given; pass one or more directories made by `sslkit run`")
-    points = tsne_points_default() if tsne_points is None else tsne_points
     views = [read_run(Path(d)) for d in run_dirs]
     for view in views:
+        points = view.config.get("tsne_points", DEFAULT_TSNE_POINTS) if tsne_points is None else tsne_points
         add_tsne(view, points)
     body = []
     if len(views) > 1:
@@ -147,6 +120,14 @@ def write_report(run_dirs: list[Path], out: Path, tsne_points: int | None = None
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, page)
+    return out
+
+
+def write_run_report(run_dir: Path, tsne_points: int | None = None, quiet: bool = False) -> Path:
+    """A finished run's own ``report.html``; says where it is."""
+    out = write_report([run_dir], run_dir / rundir.REPORT, tsne_points)
+    if not quiet:
+        log(f"report: {out}")
     return out
 
 
@@ -201,7 +182,7 @@ def _comparison(views: list[RunView]) -> str:
         best[col] = max(values) if values else None
     head = ["run", "data", "pretext", "encoder", "labels", "seed", "epochs"]
     head += [f"{e}<br><small>{_e(m)}</small>" for e, m in columns]
-    head += ["t-SNE hit<br><small>features / pixels</small>", "train s"]
+    head += ["t-SNE hit<br><small>features / pixels</small>", "images/s", "train s"]
     rows = []
     for i, v in enumerate(views):
         cfg = v.config
@@ -220,10 +201,14 @@ def _comparison(views: list[RunView]) -> str:
             cells.append(f"<b>{text}</b>" if x is not None and x == best[col] and len(views) > 1 else text)
         hit = (v.tsne or {}).get("neighbourhood_hit")
         cells.append(f"{hit['features']:.3f} / {hit['pixels']:.3f}" if hit else "&ndash;")
+        ips = [r["images_per_s"] for r in v.history if "images_per_s" in r]
+        cells.append(f"{sum(ips) / len(ips):,.0f}" if ips else "&ndash;")
         seconds = (v.summary or {}).get("train_seconds")
         cells.append(f"{seconds:.1f}" if isinstance(seconds, (int, float)) else "unfinished")
         rows.append(cells)
-    curves = plots.overlaid_curves([(v.name, v.history) for v in views])
+    # losses of different pretexts are not comparable: overlay them only when every run trained the same one
+    same = len({v.config.get("pretext") for v in views}) == 1
+    curves = plots.overlaid_curves([(v.name, v.history) for v in views]) if same else None
     parts = ["<section><h2>Comparison</h2>", _table(head, rows, numeric_from=5)]
     parts.append("<p class=note>Best value per column in bold. Each evaluator's first metric is shown.</p>")
     if curves:
@@ -286,17 +271,29 @@ def _run_section(view: RunView, index: int, several: bool) -> str:
 
     parts.append("<h3>Evaluation</h3>")
     if view.results:
+        base = (view.summary or {}).get("baselines", {})
+        extra = [
+            (key, title)
+            for key, title in (("random_init", "random init"), ("pixels", "raw pixels"))
+            if base.get(key)
+        ]
         rows = [
             [_e(name), _e(metric), _fmt(value)]
+            + [_fmt(base[key].get(name, {}).get(metric, "")) for key, _ in extra]
             for name, m in view.results.items()
             for metric, value in m.items()
         ]
-        parts.append(_table(["evaluator", "metric", "value"], rows, numeric_from=2))
+        parts.append(_table(["evaluator", "metric", "value", *(t for _, t in extra)], rows, numeric_from=2))
+        if extra:
+            parts.append(
+                "<p class=note>Beside each score: the same evaluator, on the same label draw, on a randomly "
+                "initialized encoder of the same architecture and on raw pixels: what training bought.</p>"
+            )
     else:
         parts.append("<p class=note>No results.json: the run has not finished its evaluation.</p>")
 
     parts.append("<h3>Pretext training</h3>")
-    curves = plots.run_curves(view.history)
+    curves = plots.run_curves(view.history, view.steps)
     if curves:
         parts.append(f"<figure>{_img(curves, 'training curves')}</figure>")
         last = view.history[-1]
@@ -305,6 +302,13 @@ def _run_section(view: RunView, index: int, several: bool) -> str:
             + ", ".join(f"{k} {_short(v)}" for k, v in last.items() if k != "epoch")
             + "</p>"
         )
+        warnings = [(r["epoch"], r["warning"]) for r in view.history if r.get("warning")]
+        if warnings:
+            parts.append(
+                "<p class=warn>"
+                + "<br>".join(f"epoch {epoch}: {_e(text)}" for epoch, text in warnings)
+                + "</p>"
+            )
     else:
         parts.append("<p class=note>No metrics.jsonl records yet.</p>")
 
@@ -346,6 +350,7 @@ header { border-bottom: 1px solid #d8dde3; margin-bottom: 8px; }
 h1 { font-size: 24px; margin: 8px 0 2px; }
 h2 { font-size: 20px; margin: 0 0 12px; }
 h3 { font-size: 16px; margin: 26px 0 8px; color: #3b4754; }
+.warn { color: #8a5300; background: #fff6e5; border-left: 3px solid #e0a030; padding: 6px 10px; font-size: 14px; }
 .stamp { color: #6b7785; font-size: 13px; margin: 0 0 12px; }
 section { background: #fff; border: 1px solid #e1e5ea; border-radius: 8px; padding: 18px 22px; margin: 18px 0; }
 table { border-collapse: collapse; font-size: 14px; margin: 4px 0; }

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 # Keys of a metrics.jsonl record that are bookkeeping, not curves.
-BOOKKEEPING = ("epoch", "lr", "seconds", "images_per_s")
+BOOKKEEPING = ("epoch", "step", "lr", "seconds", "images_per_s")
 PALETTE = [
     "#4c72b0",
     "#dd8452",
@@ -71,9 +72,19 @@ def curve_keys(records: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
     return [k for k in keys if not is_accuracy(k)], [k for k in keys if is_accuracy(k)]
 
 
-def _series(records: list[dict[str, Any]], key: str) -> tuple[list[float], list[float]]:
-    pts = [(r["epoch"], r[key]) for r in records if isinstance(r.get(key), (int, float))]
+def _series(records: list[dict[str, Any]], key: str, x: str = "epoch") -> tuple[list[float], list[float]]:
+    pts = [(r[x], r[key]) for r in records if isinstance(r.get(key), (int, float)) and not math.isnan(r[key])]
     return [p[0] for p in pts], [p[1] for p in pts]
+
+
+def _smooth(y: list[float]) -> list[float]:
+    """A trailing mean over about 1/50 of the points: per-step losses are noisy."""
+    window = max(1, len(y) // 50)
+    out, total = [], 0.0
+    for i, v in enumerate(y):
+        total += v - (y[i - window] if i >= window else 0.0)
+        out.append(total / min(i + 1, window))
+    return out
 
 
 def _plot(ax: Any, x: list[float], y: list[float], label: str, color: str | None = None) -> None:
@@ -82,20 +93,23 @@ def _plot(ax: Any, x: list[float], y: list[float], label: str, color: str | None
     )
 
 
-def run_curves(records: list[dict[str, Any]]) -> str | None:
-    """One run's pretext training: loss terms, accuracy terms and the learning rate, per epoch."""
-    if not records:
+def run_curves(records: list[dict[str, Any]], steps: list[dict[str, Any]] | None = None) -> str | None:
+    """One run's pretext training: loss terms, accuracy terms and the learning rate; per step (smoothed) from
+    ``steps.csv`` when the run logged one, else per epoch."""
+    rows, x = (steps, "step") if steps else (records, "epoch")
+    if not rows:
         return None
-    losses, accs = curve_keys(records)
+    losses, accs = curve_keys(rows)
     panels = [("loss terms", losses), ("pretext accuracy", accs), ("learning rate", ["lr"])]
-    panels = [(title, keys) for title, keys in panels if keys and any(_series(records, k)[0] for k in keys)]
+    panels = [(title, keys) for title, keys in panels if keys and any(_series(rows, k, x)[0] for k in keys)]
     plt = _plt()
     fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 2.8), squeeze=False)
     for ax, (title, keys) in zip(axes[0], panels):
         for key in keys:
-            _plot(ax, *_series(records, key), label=key)
+            xs, ys = _series(rows, key, x)
+            _plot(ax, xs, ys if key == "lr" or x == "epoch" else _smooth(ys), label=key)
         ax.set_title(title)
-        ax.set_xlabel("epoch")
+        ax.set_xlabel(x)
         if len(keys) > 1:
             ax.legend(frameon=False, fontsize=8)
         if title == "pretext accuracy":

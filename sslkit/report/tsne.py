@@ -7,14 +7,19 @@ carry its label, averaged over the points: 1.0 means every class forms clean isl
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
+from sslkit import build, rundir
 from sslkit.engine.checkpoint import atomic_write_text
+from sslkit.features import extract_features
+from sslkit.registry import load_registry
 
 CACHE = "tsne.json"
 
@@ -63,29 +68,17 @@ def subsample(labels: np.ndarray, points: int, seed: int = 0) -> np.ndarray:
 
 
 def load_run(run_dir: Path) -> tuple[Any, Any, Any]:
-    """Rebuild a finished run's dataset bundle and encoder (weights from ``encoder.safetensors``, never a
-    download of pretrained ones)."""
-    from sslkit.config import RunConfig
-    from sslkit.evaluate import load_encoder
-    from sslkit.registry import load_registry
-    from sslkit.run import load_data
-    from sslkit.rundir import read_run_config
-
-    saved = read_run_config(run_dir)
-    cfg = RunConfig.from_dict(saved["config"], source=str(run_dir / "config.json"))
-    cfg.download = False
+    """Rebuild a finished run's config, dataset bundle and trained encoder (never a download)."""
     registry = load_registry()
-    bundle = load_data(registry, cfg)
-    return cfg, bundle, load_encoder(registry, cfg, bundle.info, run_dir)
+    cfg, _ = build.saved_config(run_dir)
+    cfg = dataclasses.replace(cfg, download=False)
+    data = build.load_data(registry, cfg)
+    return cfg, data.bundle, build.trained_encoder(registry, cfg, data.info, run_dir)
 
 
 def compute(run_dir: Path, points: int = 2000, k: int = 10) -> dict[str, Any]:
     """t-SNE of encoder features and of raw pixels for ``points`` test images; cached in ``tsne.json``."""
-    import torch
-
-    from sslkit.features import extract_features
-
-    weights = run_dir / "encoder.safetensors"
+    weights = run_dir / rundir.ENCODER
     stamp = weights.stat().st_mtime_ns
     cache = run_dir / CACHE
     if cache.exists():

@@ -52,6 +52,5 @@ def sslkit_pretexts() -> list[Component]:
             "jigsaw",
             Jigsaw,
             "solve 2x2 jigsaw puzzles: which of 24 permutations shuffled the tiles",
-            {"hidden": 256},
-        )
+        )  # its options (hidden) come from Jigsaw's signature
     ]

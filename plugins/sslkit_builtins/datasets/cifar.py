@@ -93,8 +93,7 @@ def load_cifar100(root: Path, download: bool, verify: bool = True) -> DatasetBun
 
 @hookimpl
 def sslkit_datasets() -> list[Component]:
-    opts = {"verify": True}
     return [
-        Component("cifar10", load_cifar10, "CIFAR-10 objects, 50k/10k 32x32 RGB, 10 classes", opts),
-        Component("cifar100", load_cifar100, "CIFAR-100 objects, 50k/10k 32x32 RGB, 100 fine classes", opts),
+        Component("cifar10", load_cifar10, "CIFAR-10 objects, 50k/10k 32x32 RGB, 10 classes"),
+        Component("cifar100", load_cifar100, "CIFAR-100 objects, 50k/10k 32x32 RGB, 100 fine classes"),
     ]

@@ -35,6 +35,5 @@ def sslkit_datasets() -> list[Component]:
             "digits",
             load,
             "scikit-learn's bundled 8x8 digits (1,797 images), offline quick start",
-            {"test_size": 497},
         )
     ]

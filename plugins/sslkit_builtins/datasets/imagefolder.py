@@ -106,6 +106,5 @@ def sslkit_datasets() -> list[Component]:
             "imagefolder",
             load,
             "a folder with one sub-folder of images per class (--data-opt path=DIR), resized to image_size",
-            {"path": "", "image_size": 64, "test_fraction": 0.2},
         )
     ]

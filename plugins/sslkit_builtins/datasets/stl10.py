@@ -83,6 +83,5 @@ def sslkit_datasets() -> list[Component]:
             "stl10",
             load,
             "STL-10, 5k/8k 96x96 RGB labeled + 100k unlabeled, 10 classes",
-            {"unlabeled": True, "verify": True},
         )
     ]

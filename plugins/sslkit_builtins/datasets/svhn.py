@@ -65,6 +65,5 @@ def sslkit_datasets() -> list[Component]:
             "svhn",
             load,
             "SVHN house numbers, 73k/26k 32x32 RGB (extra=true: +531k unlabeled)",
-            {"extra": False, "verify": True},
         )
     ]

@@ -87,6 +87,5 @@ def sslkit_datasets() -> list[Component]:
             "voc2007",
             load,
             "PASCAL VOC 2007, 20-class multi-label (5,011 trainval / 4,952 test), resized to image_size",
-            {"image_size": 224},
         )
     ]

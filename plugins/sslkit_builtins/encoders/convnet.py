@@ -78,6 +78,5 @@ def sslkit_encoders() -> list[Component]:
             "convnet",
             ConvNet,
             "six 3x3 convs (32-32-32-64-64-64) with max-pooling; features: the flattened last map",
-            {"width": 32, "feature_dim": 0, "batch_norm": True, "pool": "flatten"},
         )
     ]

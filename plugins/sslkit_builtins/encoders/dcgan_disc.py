@@ -72,6 +72,5 @@ def sslkit_encoders() -> list[Component]:
             DCGANDiscriminator,
             "the reference DCGAN discriminator: three stride-2 convs (32-64-128), LeakyReLU, BN, dropout; "
             "features: each block max-pooled to grid x grid",
-            {"width": 32, "dropout": 0.4, "batch_norm": True, "grid": 4},
         )
     ]

@@ -87,12 +87,13 @@ def sslkit_encoders() -> list[Component]:
             "resnet18",
             resnet18,
             "ResNet-18 (timm), 3x3 stem and no max-pool below 64 px",
-            {"pretrained": False},
+            offline_options={"pretrained": False},
         ),
         Component(
             "timm",
             create,
             "any timm model, as timm:NAME (e.g. timm:resnet50)",
-            {"model_name": "resnet50", "pretrained": False},
+            prefix_option="model_name",
+            offline_options={"pretrained": False},
         ),
     ]

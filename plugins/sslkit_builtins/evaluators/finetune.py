@@ -24,9 +24,17 @@ from functools import partial
 import torch
 from torch import Tensor, nn
 
-from sslkit import Component, DataInfo, EvalContext, EvalResult, Split, UsageError, hookimpl
-from sslkit.data.augment import light_augment, mixup
-from sslkit.interfaces import autocast_for
+from sslkit import (
+    Component,
+    DataInfo,
+    EvalContext,
+    EvalResult,
+    Split,
+    UsageError,
+    augment,
+    autocast,
+    hookimpl,
+)
 from sslkit_builtins.evaluators.linear import choose_c, fit_logistic, standardization
 from sslkit_builtins.evaluators.metrics import classification_report, save_confusion_csv
 
@@ -60,7 +68,7 @@ def train_end_to_end(
     model: Classifier,
     labeled: Split,
     loss_fn: Callable[[Tensor, Tensor], Tensor],
-    augment: Callable[[Tensor], Tensor],
+    transform: Callable[[Tensor], Tensor],
     steps: int,
     batch_size: int,
     lr: float,
@@ -69,6 +77,7 @@ def train_end_to_end(
     device: torch.device,
     seed: int,
     mixup_alpha: float = 0.0,
+    amp: torch.dtype | None = None,
 ) -> list[float]:
     """AdamW with a cosine schedule over ``steps`` steps of augmented batches, mixed up when ``mixup_alpha`` > 0;
     returns the loss per step."""
@@ -90,13 +99,13 @@ def train_end_to_end(
             order, pos = torch.randperm(len(images), generator=gen), 0
         idx = order[pos : pos + batch_size].to(device)
         pos += batch_size
-        x, y = augment(images[idx].float().div_(255)), labels[idx]
+        x, y = transform(images[idx].float().div_(255)), labels[idx]
         partner, lam = None, 1.0
         if mixup_alpha > 0:
-            x, partner, lam = mixup(x, mixup_alpha, gen)
+            x, partner, lam = augment.mixup(x, mixup_alpha, gen)
         for group, top in zip(opt.param_groups, peak):
             group["lr"] = top * 0.5 * (1 + math.cos(math.pi * step / steps))
-        with autocast_for(x):
+        with autocast(device, amp):
             out = model(x).float()
         loss = (
             loss_fn(out, y)
@@ -190,7 +199,7 @@ class FineTune:
             model,
             ctx.labeled,
             partial(nn.functional.cross_entropy, label_smoothing=self.label_smoothing),
-            partial(light_augment, flip=self.flips and ctx.info.flips, pad=self.translate),
+            partial(augment.light_augment, flip=self.flips and ctx.info.flips, pad=self.translate),
             self.steps,
             self.batch_size,
             self.lr,
@@ -199,6 +208,7 @@ class FineTune:
             ctx.device,
             ctx.seed,
             self.mixup,
+            amp=ctx.amp,
         )
         if self.wise < 1:
             interpolate_weights(model, start, self.wise)
@@ -216,18 +226,5 @@ def sslkit_evaluators() -> list[Component]:
             "finetune",
             FineTune,
             "encoder + linear head trained end to end on the labels (augmented; head starts from the probe)",
-            {
-                "steps": 300,
-                "batch_size": 128,
-                "lr": 1e-4,
-                "encoder_lr_mult": 1.0,
-                "weight_decay": 0.05,
-                "probe_init": True,
-                "label_smoothing": 0.0,
-                "wise": 0.5,
-                "mixup": 1.0,
-                "translate": 1,
-                "flips": False,
-            },
         )
     ]

@@ -45,6 +45,5 @@ def sslkit_evaluators() -> list[Component]:
             "head",
             HeadEvaluator,
             "test accuracy of the pretext's own classifier (sgan, supervised)",
-            {"batch_size": 1024},
         )
     ]

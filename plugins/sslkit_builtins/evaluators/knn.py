@@ -8,7 +8,7 @@ largest ``k`` serves every ``k`` asked for."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import faiss
 import numpy as np
@@ -80,7 +80,11 @@ class KNN:
     frozen_features = True  # reads ctx.features only: sslkit also scores the baselines with it
 
     def __init__(
-        self, k: str = "auto", weighting: str = "exp", temperature: float = 0.07, batch_size: int = 4096
+        self,
+        k: int | str | list[int] = "auto",
+        weighting: Literal["uniform", "exp"] = "exp",
+        temperature: float = 0.07,
+        batch_size: int = 4096,
     ) -> None:
         self.ks = parse_k(k)
         if weighting not in ("uniform", "exp"):
@@ -146,6 +150,5 @@ def sslkit_evaluators() -> list[Component]:
             "knn",
             KNN,
             "k-NN vote on L2-normalized frozen features (faiss, exact cosine); k=20 and 200 by default",
-            {"k": "auto", "weighting": "exp", "temperature": 0.07, "batch_size": 4096},
         )
     ]

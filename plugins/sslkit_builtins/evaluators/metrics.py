@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from sslkit.engine.checkpoint import atomic_write_text
+from sslkit import atomic_write_text
 
 
 def confusion_matrix(target: Tensor, pred: Tensor, num_classes: int) -> Tensor:

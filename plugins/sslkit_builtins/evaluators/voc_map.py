@@ -18,8 +18,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from sslkit import Component, EvalContext, EvalResult, UsageError, hookimpl
-from sslkit.data.augment import light_augment
+from sslkit import Component, EvalContext, EvalResult, UsageError, augment, hookimpl
 from sslkit_builtins.evaluators.finetune import Classifier, head_from_probe, predict, train_end_to_end
 from sslkit_builtins.evaluators.linear import standardization
 from sslkit_builtins.evaluators.metrics import average_precision, voc07_average_precision
@@ -165,7 +164,7 @@ class VocMAP:
                 model,
                 ctx.labeled,
                 masked_bce,
-                partial(light_augment, flip=ctx.info.flips),
+                partial(augment.light_augment, flip=ctx.info.flips),
                 self.steps,
                 self.batch_size,
                 self.lr,
@@ -173,6 +172,7 @@ class VocMAP:
                 0.05,
                 ctx.device,
                 ctx.seed,
+                amp=ctx.amp,
             )
             train_scores = predict(model, ctx.labeled.images, ctx.device).double()
             test_scores = predict(model, ctx.test.images, ctx.device).double()
@@ -195,14 +195,5 @@ def sslkit_evaluators() -> list[Component]:
             "voc-map",
             VocMAP,
             "multi-label mean average precision (VOC07 11-point and area); linear head or fine-tuning",
-            {
-                "mode": "linear",
-                "c_grid": [0.01, 0.1, 1.0, 10.0],
-                "folds": 3,
-                "steps": 300,
-                "batch_size": 64,
-                "lr": 1e-3,
-                "encoder_lr_mult": 0.1,
-            },
         )
     ]

@@ -18,8 +18,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from sslkit import Batch, Component, DataInfo, Pretext, UsageError, hookimpl
-from sslkit.data.augment import gaussian_noise, patch_mask
+from sslkit import Batch, Component, DataInfo, Pretext, UsageError, augment, hookimpl
 
 VARIANTS = ("plain", "denoising", "masked")
 MASK_PATCH = 4
@@ -121,9 +120,9 @@ class Autoencoder(Pretext):
     def corrupt(self, x: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor | None]:
         """The encoder's input and the pixels the loss counts (None: all of them)."""
         if self.variant == "denoising":
-            return gaussian_noise(x, self.noise_std, generator=generator), None
+            return augment.gaussian_noise(x, self.noise_std, generator=generator), None
         if self.variant == "masked":
-            masked, mask = patch_mask(x, MASK_PATCH, self.mask_ratio, generator=generator)
+            masked, mask = augment.patch_mask(x, MASK_PATCH, self.mask_ratio, generator=generator)
             return masked, mask
         return x, None
 
@@ -162,6 +161,5 @@ def sslkit_pretexts() -> list[Component]:
             "autoencoder",
             Autoencoder,
             "convolutional autoencoder (plain, denoising or masked) with a decoder matched to the encoder",
-            {"variant": "plain", "noise_std": 0.3, "mask_ratio": 0.5},
         )
     ]

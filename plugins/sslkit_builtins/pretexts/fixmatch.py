@@ -14,14 +14,12 @@ running mean of the predictions)."""
 from __future__ import annotations
 
 import copy
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from sslkit import Batch, Component, DataInfo, Pretext, UsageError, hookimpl
-from sslkit.data.augment import light_augment, rand_augment
+from sslkit import Batch, Component, DataInfo, Pretext, UsageError, augment, hookimpl, update_average
 
 # ------------------------------------------------------------------------------------------ losses
 
@@ -111,10 +109,10 @@ class FixMatch(Pretext):
         return max(1, pool_batch // self.mu)
 
     def weak(self, x: Tensor) -> Tensor:
-        return light_augment(x, flip=self.info.flips)
+        return augment.light_augment(x, flip=self.info.flips)
 
     def strong(self, x: Tensor) -> Tensor:
-        return rand_augment(self.weak(x), n_ops=self.strong_ops, cutout_size=self.cutout_size)
+        return augment.rand_augment(self.weak(x), n_ops=self.strong_ops, cutout_size=self.cutout_size)
 
     def losses(self, batch: Batch) -> dict[str, Tensor]:
         assert batch.labeled_images is not None and batch.labels is not None
@@ -141,24 +139,17 @@ class FixMatch(Pretext):
         }
 
     def train_step(
-        self, batch: Batch, optimizers: list[torch.optim.Optimizer], scaler: Any
-    ) -> dict[str, float]:
-        terms = super().train_step(batch, optimizers, scaler)
+        self, batch: Batch, optimizers: list[torch.optim.Optimizer], model: nn.Module
+    ) -> dict[str, Tensor]:
+        terms = super().train_step(batch, optimizers, model)
         self.update_average()
         return terms
 
     @torch.no_grad()
     def update_average(self) -> None:
-        """One EMA step; early on the decay is ``(1 + t) / (10 + t)`` when that is lower (as TensorFlow's
-        ExponentialMovingAverage with ``num_updates``), so short runs do not evaluate their initialization."""
         self.average_steps += 1
-        t = int(self.average_steps)
-        decay = min(self.ema, (1 + t) / (10 + t))
         average = nn.ModuleDict({"encoder": self.encoder, "classifier": self.classifier})
-        for avg, live in zip(average.parameters(), self.student.parameters()):
-            avg.lerp_(live, 1 - decay)
-        for avg, live in zip(average.buffers(), self.student.buffers()):
-            avg.copy_(live)
+        update_average(average, self.student, self.ema, int(self.average_steps))
 
     def predict(self, images: Tensor) -> Tensor:
         return self.classifier(self.encoder(images))
@@ -171,14 +162,5 @@ def sslkit_pretexts() -> list[Component]:
             "fixmatch",
             FixMatch,
             "semi-supervised: labeled cross-entropy + confident weak-view pseudo-labels on strong views",
-            {
-                "threshold": 0.95,
-                "mu": 4,
-                "lambda_u": 1.0,
-                "ema": 0.99,
-                "align": False,
-                "strong_ops": 2,
-                "cutout": 0.5,
-            },
         )
     ]

@@ -12,17 +12,18 @@ Generated images never update BatchNorm running statistics, so the encoder's eva
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from sslkit import Batch, Component, DataInfo, Pretext, UsageError, hookimpl
-from sslkit.interfaces import autocast_for, make_optimizer
+from sslkit import Batch, Component, DataInfo, Pretext, UsageError, hookimpl, make_optimizer, update_average
+from sslkit_builtins.encoders.wn_mlp import GaussianNoise, WeightNormLinear
 
 # ------------------------------------------------------------------------------------------ losses
 
@@ -42,6 +43,11 @@ def sgan_unsupervised_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
     ``0.5 * (mean -log D(real) + mean -log(1 - D(fake)))`` with ``log D(x) = lse(l) - softplus(lse(l))``."""
     lse_real, lse_fake = real_logits.float().logsumexp(1), fake_logits.float().logsumexp(1)
     return 0.5 * ((F.softplus(lse_real) - lse_real).mean() + F.softplus(lse_fake).mean())
+
+
+def real_fake_accuracy(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """The discriminator's real/fake accuracy from the logits of ``D(x)``: real counted right above 0, fake below."""
+    return 0.5 * ((real_logits > 0).float().mean() + (fake_logits < 0).float().mean())
 
 
 def feature_matching_loss(real_features: Tensor, fake_features: Tensor) -> Tensor:
@@ -72,12 +78,50 @@ class Generator(nn.Module):
         self.body = nn.Sequential(*layers, last)
         self.size, self.crop = size, (full - size) // 2
 
+    @staticmethod
+    def latent(n: int, dim: int, device: torch.device, generator: torch.Generator | None = None) -> Tensor:
+        return torch.randn(n, dim, device=device, generator=generator)
+
     def forward(self, z: Tensor) -> Tensor:
         h = self.stem(z).view(len(z), -1, 4, 4)
         x = torch.sigmoid(self.body(h))
         if self.crop:
             x = x[..., self.crop : self.crop + self.size, self.crop : self.crop + self.size]
         return x
+
+
+class MLPGenerator(nn.Module):
+    """The Improved-GAN MNIST generator: uniform ``z`` -> 500 -> 500 (batch norm, softplus) -> a weight-normalized
+    layer with sigmoid output, reshaped to ``(B, C, size, size)``."""
+
+    def __init__(self, latent_dim: int, out_chans: int, size: int, hidden: int = 500) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for a, b in ((latent_dim, hidden), (hidden, hidden)):
+            layers += [nn.Linear(a, b, bias=False), nn.BatchNorm1d(b, affine=False), _Shift(b), nn.Softplus()]
+        self.body = nn.Sequential(*layers)
+        self.out = WeightNormLinear(hidden, out_chans * size * size, train_scale=True)
+        self.out.initialized.fill_(True)  # the official code starts this layer at scale 1, without data init
+        nn.init.xavier_uniform_(self.out.direction)
+        self.shape = (out_chans, size, size)
+
+    @staticmethod
+    def latent(n: int, dim: int, device: torch.device, generator: torch.Generator | None = None) -> Tensor:
+        return torch.rand(n, dim, device=device, generator=generator)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return torch.sigmoid(self.out(self.body(z))).view(len(z), *self.shape)
+
+
+class _Shift(nn.Module):
+    """A learned per-feature offset: batch norm's beta without its gamma."""
+
+    def __init__(self, features: int) -> None:
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(features))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.bias
 
 
 @contextlib.contextmanager
@@ -103,19 +147,25 @@ def _check(name: str, latent_dim: int, gen_width: int) -> None:
 
 
 class _GAN(Pretext):
-    """Alternating discriminator/generator steps; subclasses give the two losses.
+    """Alternating discriminator/generator steps; subclasses give the two losses."""
 
-    Not under torchrun: its two backward passes per step, each over a different half of the model, do not go
-    through one DistributedDataParallel forward, so the ranks' gradients would not be averaged."""
+    ddp_refusal = (
+        "its two backward passes per step, each over a different half of the model, do not go through one "
+        "DistributedDataParallel forward, so the ranks' gradients would not be averaged"
+    )
 
-    supports_ddp = False
-
-    def __init__(self, encoder: nn.Module, info: DataInfo, latent_dim: int, gen_width: int) -> None:
+    def __init__(
+        self, encoder: nn.Module, info: DataInfo, latent_dim: int, gen_width: int, generator: str = "conv"
+    ) -> None:
         super().__init__(encoder, info)
         self.latent_dim = latent_dim
-        self.generator = Generator(latent_dim, info.in_chans, info.image_size, gen_width)
-        fixed = torch.randn(64, latent_dim, generator=torch.Generator().manual_seed(0))
+        if generator == "mlp":
+            self.generator: nn.Module = MLPGenerator(latent_dim, info.in_chans, info.image_size)
+        else:
+            self.generator = Generator(latent_dim, info.in_chans, info.image_size, gen_width)
+        fixed = self.generator.latent(64, latent_dim, torch.device("cpu"), torch.Generator().manual_seed(0))
         self.register_buffer("fixed_z", fixed)
+        self.register_buffer("first_g_loss", torch.zeros((), dtype=torch.float64))
 
     def discriminator_parameters(self) -> list[nn.Parameter]:
         gen = {id(p) for p in self.generator.parameters()}
@@ -130,27 +180,42 @@ class _GAN(Pretext):
     def d_losses(self, batch: Batch, fake: Tensor) -> tuple[dict[str, Tensor], Any]:
         raise NotImplementedError
 
+    def health(self, record: dict[str, Any]) -> str | None:
+        """Names a collapse: the discriminator right on every real and fake image for a whole epoch, or the
+        generator's loss at ten times its first epoch's."""
+        if record.get("d_accuracy", 0.0) >= 0.999:
+            return (
+                f"the discriminator wins: real/fake accuracy {record['d_accuracy']:.3f} over the whole epoch, so the "
+                "generator gets no useful gradient (a collapse); lower --lr or stop at an earlier epoch"
+            )
+        g_loss = record.get("g_loss")
+        if g_loss is not None:
+            if not self.first_g_loss:
+                self.first_g_loss.fill_(g_loss)
+            elif g_loss > 10 * float(self.first_g_loss):
+                return f"the generator's loss diverges: {g_loss:.4g} against {float(self.first_g_loss):.4g} in epoch 1"
+        return None
+
     def g_losses(self, batch: Batch, fake: Tensor, cache: Any) -> dict[str, Tensor]:
         raise NotImplementedError
 
     def train_step(
-        self, batch: Batch, optimizers: list[torch.optim.Optimizer], scaler: Any
-    ) -> dict[str, float]:
+        self, batch: Batch, optimizers: list[torch.optim.Optimizer], model: nn.Module
+    ) -> dict[str, Tensor]:
         opt_d, opt_g = optimizers
         x = batch.images
-        z = torch.randn(len(x), self.latent_dim, device=x.device)
-        with autocast_for(x):
+        z = self.generator.latent(len(x), self.latent_dim, x.device)
+        with batch.autocast():
             fake = self.generator(z)
             d_terms, cache = self.d_losses(batch, fake.detach())
         opt_d.zero_grad(set_to_none=True)
-        scaler.scale(d_terms["loss"]).backward()
-        scaler.step(opt_d)
-        with autocast_for(x):
+        d_terms["loss"].backward()
+        opt_d.step()
+        with batch.autocast():
             g_terms = self.g_losses(batch, fake, cache)
         opt_g.zero_grad(set_to_none=True)
-        scaler.scale(g_terms["g_loss"]).backward(inputs=list(self.generator.parameters()))
-        scaler.step(opt_g)
-        scaler.update()
+        g_terms["g_loss"].backward(inputs=list(self.generator.parameters()))
+        opt_g.step()
         return {k: v.detach() for k, v in {**d_terms, **g_terms}.items()}
 
     @torch.no_grad()
@@ -189,8 +254,7 @@ class DCGAN(_GAN):
         with frozen_bn_stats(self):
             fake_logits = self.discriminate(fake)
         loss = d_loss_nonsaturating(real_logits, fake_logits)
-        accuracy = 0.5 * ((real_logits > 0).float().mean() + (fake_logits < 0).float().mean())
-        return {"loss": loss, "d_accuracy": accuracy}, None
+        return {"loss": loss, "d_accuracy": real_fake_accuracy(real_logits, fake_logits)}, None
 
     def g_losses(self, batch: Batch, fake: Tensor, cache: Any) -> dict[str, Tensor]:
         with frozen_bn_stats(self):
@@ -198,9 +262,14 @@ class DCGAN(_GAN):
 
 
 class SGAN(_GAN):
-    """Semi-supervised GAN. The discriminator is ``encoder -> dropout -> Linear(K)`` with the fake class's logit
-    fixed at 0 (Salimans et al.'s parametrization: an explicit K+1-th output is redundant). Training adds
-    Gaussian noise of ``input_noise`` to every image the discriminator sees."""
+    """Semi-supervised GAN. The discriminator is ``encoder -> head`` with K class logits and the fake class's
+    logit fixed at 0 (Salimans et al.'s parametrization: an explicit K+1-th output is redundant). Training adds
+    Gaussian noise of ``input_noise`` to every image the discriminator sees. With ``ema`` > 0 the run saves and
+    evaluates a moving average of the discriminator (``self.encoder``, ``self.classifier``), as the Improved-GAN
+    code tests its averaged weights; the trained network is ``self.student``.
+
+    The recipe for MNIST and Fashion-MNIST is the paper's MNIST model (``wn-mlp`` trunk, an MLP generator, a
+    weight-normalized head after Gaussian noise, Adam 3e-3, batch 100); elsewhere the DCGAN-style convolutional one."""
 
     uses_labels = True
     defaults = {
@@ -210,6 +279,22 @@ class SGAN(_GAN):
         "weight_decay": 0.0,
         "optimizer": "adam",
         "warmup_epochs": 0.0,
+        "encoder": "dcgan-disc",
+        "data": {
+            name: {
+                "epochs": 40,  # Improved GAN, MNIST-100: 0.95 after 20 epochs, see docs/benchmarks.md
+                "lr": 3e-3,
+                "encoder": "wn-mlp",
+                "pretext_options": {
+                    "generator": "mlp",
+                    "head": "weight-norm",
+                    "head_noise": 0.5,
+                    "dropout": 0.0,
+                    "ema": 0.999,
+                },
+            }
+            for name in ("mnist", "fashion-mnist")
+        },
     }
 
     def __init__(
@@ -222,34 +307,55 @@ class SGAN(_GAN):
         unsup_weight: float = 1.0,
         input_noise: float = 0.3,
         dropout: float = 0.5,
+        generator: Literal["conv", "mlp"] = "conv",
+        head: Literal["linear", "weight-norm"] = "linear",
+        head_noise: float = 0.0,
+        ema: float = 0.0,
     ) -> None:
         _check("sgan", latent_dim, gen_width)
-        if unsup_weight < 0 or input_noise < 0 or not 0 <= dropout < 1:
+        if unsup_weight < 0 or input_noise < 0 or head_noise < 0 or not 0 <= dropout < 1 or not 0 <= ema < 1:
             raise UsageError(
-                "sgan options need unsup_weight >= 0, input_noise >= 0 and dropout in [0, 1); "
-                f"got {unsup_weight}, {input_noise}, {dropout}"
+                "sgan options need unsup_weight, input_noise and head_noise >= 0, dropout in [0, 1) and ema in [0, 1); "
+                f"got {unsup_weight}, {input_noise}, {head_noise}, {dropout}, {ema}"
             )
         if info.multilabel:
             raise UsageError("sgan needs single-label data; this dataset is multi-label")
-        super().__init__(encoder, info, latent_dim, gen_width)
-        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(encoder.feature_dim, info.num_classes))
+        linear = (
+            WeightNormLinear(encoder.feature_dim, info.num_classes, train_scale=True)
+            if head == "weight-norm"
+            else nn.Linear(encoder.feature_dim, info.num_classes)
+        )
+        classifier = nn.Sequential(nn.Dropout(dropout), GaussianNoise(head_noise), linear)
+        student = nn.ModuleDict({"encoder": encoder, "classifier": classifier})
+        average = student
+        if ema:
+            average = copy.deepcopy(student)
+            for p in average.parameters():
+                p.requires_grad_(False)
+        super().__init__(average["encoder"], info, latent_dim, gen_width, generator)
+        self.student, self.classifier = student, average["classifier"]
         self.feature_matching, self.unsup_weight, self.input_noise = (
             feature_matching,
             unsup_weight,
             input_noise,
         )
+        self.ema = ema
+        self.register_buffer("average_steps", torch.zeros((), dtype=torch.long))
+
+    def discriminator_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.student.parameters() if p.requires_grad]
 
     def discriminate(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Class logits and encoder features of [0, 1] images (noised while training)."""
+        """Class logits and encoder features of [0, 1] images (noised while training), by the trained network."""
         if self.training and self.input_noise:
             x = x + self.input_noise * torch.randn_like(x)
-        features = self.encoder(self.info.normalize(x))
-        return self.classifier(features), features
+        features = self.student["encoder"](self.info.normalize(x))
+        return self.student["classifier"](features), features
 
     def d_losses(self, batch: Batch, fake: Tensor) -> tuple[dict[str, Tensor], Any]:
         assert batch.labeled_images is not None and batch.labels is not None, "sgan needs labeled batches"
         n_lab = len(batch.labeled_images)
-        logits, features = self.discriminate(torch.cat([batch.labeled_images, batch.images]))
+        logits, _ = self.discriminate(torch.cat([batch.labeled_images, batch.images]))
         lab_logits, real_logits = logits[:n_lab], logits[n_lab:]
         with frozen_bn_stats(self):
             fake_logits, _ = self.discriminate(fake)
@@ -260,16 +366,34 @@ class SGAN(_GAN):
             "supervised": supervised,
             "unsupervised": unsupervised,
             "train_accuracy": (lab_logits.argmax(1) == batch.labels).float().mean(),
+            "d_accuracy": real_fake_accuracy(
+                real_logits.float().logsumexp(1), fake_logits.float().logsumexp(1)
+            ),
         }
-        return terms, features[n_lab:].detach()
+        return terms, None
 
     def g_losses(self, batch: Batch, fake: Tensor, cache: Any) -> dict[str, Tensor]:
         with frozen_bn_stats(self):
             fake_logits, fake_features = self.discriminate(fake)
+            if self.feature_matching:
+                # the real images' features under the discriminator as it is now, after this step's update (as
+                # the official code computes both moments): the D step's features are one update stale
+                with torch.no_grad():
+                    _, real_features = self.discriminate(batch.images)
         if self.feature_matching:
-            return {"g_loss": feature_matching_loss(cache, fake_features)}
+            return {"g_loss": feature_matching_loss(real_features, fake_features)}
         lse = fake_logits.float().logsumexp(1)
         return {"g_loss": (F.softplus(lse) - lse).mean()}  # -log D(fake)
+
+    def train_step(
+        self, batch: Batch, optimizers: list[torch.optim.Optimizer], model: nn.Module
+    ) -> dict[str, Tensor]:
+        terms = super().train_step(batch, optimizers, model)
+        if self.ema:
+            self.average_steps += 1
+            average = nn.ModuleDict({"encoder": self.encoder, "classifier": self.classifier})
+            update_average(average, self.student, self.ema, int(self.average_steps))
+        return terms
 
     def predict(self, images: Tensor) -> Tensor:
         return self.classifier(self.encoder(images))
@@ -282,19 +406,10 @@ def sslkit_pretexts() -> list[Component]:
             "dcgan",
             DCGAN,
             "DCGAN: the encoder is the discriminator's trunk, trained against a generator",
-            {"latent_dim": 100, "gen_width": 32},
         ),
         Component(
             "sgan",
             SGAN,
             "semi-supervised GAN (Improved GAN): K-class discriminator + implicit fake class, feature matching",
-            {
-                "latent_dim": 100,
-                "gen_width": 32,
-                "feature_matching": True,
-                "unsup_weight": 1.0,
-                "input_noise": 0.3,
-                "dropout": 0.5,
-            },
         ),
     ]

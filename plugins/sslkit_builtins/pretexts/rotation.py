@@ -7,9 +7,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from sslkit import Batch, Component, DataInfo, Pretext, hookimpl
-from sslkit.blocks import mlp_head
-from sslkit.data.augment import all_rotations, light_augment
+from sslkit import Batch, Component, DataInfo, Pretext, augment, hookimpl, mlp_head
 
 
 class Rotation(Pretext):
@@ -33,8 +31,8 @@ class Rotation(Pretext):
     def losses(self, batch: Batch) -> dict[str, Tensor]:
         x = batch.images
         if self.augment:
-            x = light_augment(x, flip=self.info.flips)
-        rotated, target = all_rotations(x)
+            x = augment.light_augment(x, flip=self.info.flips)
+        rotated, target = augment.all_rotations(x)
         logits = self.head(self.encoder(self.info.normalize(rotated)))
         loss = F.cross_entropy(logits, target)
         return {"loss": loss, "accuracy": (logits.argmax(1) == target).float().mean()}
@@ -47,6 +45,5 @@ def sslkit_pretexts() -> list[Component]:
             "rotation",
             Rotation,
             "RotNet: predict the rotation (0/90/180/270) of every image",
-            {"augment": True, "hidden": 1024},
         )
     ]

@@ -1,7 +1,7 @@
 """SimCLR (Chen et al. 2020): two augmented views of every image; a projection head; NT-Xent pulls each view
 towards its partner and away from every other view in the (global) batch.
 
-Both views are made for the whole batch at once on the training device (:func:`sslkit.data.augment.simclr_view`).
+Both views are made for the whole batch at once on the training device (:func:`sslkit.augment.simclr_view`).
 Under torchrun the projections are gathered from every rank with their gradient, so negatives are global."""
 
 from __future__ import annotations
@@ -10,10 +10,17 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from sslkit import Batch, Component, DataInfo, Pretext, UsageError, hookimpl
-from sslkit.blocks import mlp_head
-from sslkit.data.augment import simclr_view
-from sslkit.engine.distributed import gather_with_grad
+from sslkit import (
+    Batch,
+    Component,
+    DataInfo,
+    Pretext,
+    UsageError,
+    augment,
+    gather_with_grad,
+    hookimpl,
+    mlp_head,
+)
 
 
 def nt_xent(z1: Tensor, z2: Tensor, temperature: float) -> Tensor:
@@ -62,7 +69,9 @@ class SimCLR(Pretext):
 
     def views(self, x: Tensor) -> tuple[Tensor, Tensor]:
         def view() -> Tensor:
-            return simclr_view(x, flip=self.info.flips, blur=self.blur, crop_scale=(self.crop_min, 1.0))
+            return augment.simclr_view(
+                x, flip=self.info.flips, blur=self.blur, crop_scale=(self.crop_min, 1.0)
+            )
 
         return view(), view()
 
@@ -89,6 +98,5 @@ def sslkit_pretexts() -> list[Component]:
             "simclr",
             SimCLR,
             "SimCLR: contrast two augmented views of each image (NT-Xent) through a projection head",
-            {"temperature": 0.5, "hidden": 512, "out_dim": 128, "crop_min": 0.2, "blur": False},
         )
     ]

@@ -8,8 +8,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from sslkit import Batch, Component, DataInfo, Pretext, UsageError, hookimpl
-from sslkit.data.augment import light_augment
+from sslkit import Batch, Component, DataInfo, Pretext, UsageError, augment, hookimpl
 
 
 class Supervised(Pretext):
@@ -38,7 +37,7 @@ class Supervised(Pretext):
         assert batch.labels is not None, "the supervised pretext trains on the labeled split"
         x = batch.images
         if self.augment:
-            x = light_augment(x, flip=self.info.flips)
+            x = augment.light_augment(x, flip=self.info.flips)
         logits = self.predict(self.info.normalize(x))
         loss = F.cross_entropy(logits.float(), batch.labels)
         return {"loss": loss, "accuracy": (logits.argmax(1) == batch.labels).float().mean()}
@@ -54,6 +53,5 @@ def sslkit_pretexts() -> list[Component]:
             "supervised",
             Supervised,
             "baseline: encoder + linear classifier trained on the labeled images only",
-            {"augment": True, "dropout": 0.5},
         )
     ]

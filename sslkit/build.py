@@ -1,0 +1,230 @@
+"""Build what a run's config describes, the same way for ``run``, ``eval``, ``report`` and the Python API:
+device -> data and label budget -> encoder (fresh, or a finished run's trained one) -> pretext -> schedule."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from sslkit import rundir
+from sslkit.config import RunConfig
+from sslkit.data import default_data_root, split_budget
+from sslkit.engine.loop import Schedule
+from sslkit.errors import UsageError
+from sslkit.interfaces import DataInfo, DatasetBundle, Pretext, Split
+from sslkit.registry import Registry, load_registry
+
+DEFAULT_RECIPE = {"epochs": 10, "batch_size": 256, "lr": 0.05, "weight_decay": 5e-4, "optimizer": "sgd"}
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(
+            f"device {name!r} asked for but CUDA is not available here; use --device cpu or auto"
+        )
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise UsageError(
+            f"device {name!r} does not exist; this machine has {torch.cuda.device_count()} GPU(s)"
+        )
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise UsageError(f"unsupported device {name!r}; use auto, cpu, cuda or cuda:N")
+    return device
+
+
+def amp_dtype(cfg: RunConfig, device: torch.device) -> torch.dtype | None:
+    """The autocast precision of a run's training and evaluation: bfloat16 on CUDA unless ``--no-amp``."""
+    return torch.bfloat16 if cfg.amp and device.type == "cuda" else None
+
+
+def resolve(registry: Registry, cfg: RunConfig) -> RunConfig:
+    """Fill in the encoder and check every name and option before anything is loaded or written; the returned
+    config holds the option values the factories will receive (what ``config.json`` records).
+
+    The encoder, when none was given, is the ``--init`` run's, else the pretext's recipe for the data (see
+    :func:`recipe`), else convnet; given options override the recipe's."""
+    registry.get("pretext", cfg.pretext)
+    if cfg.init is not None:
+        saved = rundir.read_run_config(Path(cfg.init))["config"]
+        if cfg.encoder not in (None, saved["encoder"]):
+            raise UsageError(
+                f"--init {cfg.init} holds a {saved['encoder']!r} encoder, not {cfg.encoder!r}; "
+                f"drop --encoder or init from a run of {cfg.encoder!r}"
+            )
+        cfg = dataclasses.replace(
+            cfg, encoder=saved["encoder"], encoder_options={**saved["encoder_options"], **cfg.encoder_options}
+        )
+    elif cfg.encoder is None:
+        chosen = recipe(registry, cfg)
+        options = {**chosen.get("encoder_options", {}), **cfg.encoder_options}
+        cfg = dataclasses.replace(cfg, encoder=chosen.get("encoder", "convnet"), encoder_options=options)
+    cfg = dataclasses.replace(
+        cfg, pretext_options={**recipe(registry, cfg).get("pretext_options", {}), **cfg.pretext_options}
+    )
+    if cfg.wandb and importlib.util.find_spec("wandb") is None:
+        raise UsageError(
+            "--wandb logs to Weights & Biases, which is not installed: `pip install wandb`, or drop --wandb"
+        )
+    unused = set(cfg.eval_options) - set(cfg.eval)
+    if unused:
+        raise UsageError(f"options given for evaluator(s) {', '.join(sorted(unused))} that are not in --eval")
+    assert cfg.encoder is not None
+    return dataclasses.replace(
+        cfg,
+        data_options=registry.check_options("dataset", cfg.data, cfg.data_options),
+        encoder_options=registry.check_options("encoder", cfg.encoder, cfg.encoder_options),
+        pretext_options=registry.check_options("pretext", cfg.pretext, cfg.pretext_options),
+        eval_options={
+            name: registry.check_options("evaluator", name, cfg.eval_options.get(name, {}))
+            for name in cfg.eval
+        },
+    )
+
+
+@dataclass
+class Data:
+    """A run's data: the dataset, its label budget, the labeled split and the unlabeled pool."""
+
+    bundle: DatasetBundle
+    labeled: Split
+    pool: torch.Tensor
+    labels_digest: str
+
+    @property
+    def info(self) -> DataInfo:
+        return self.bundle.info
+
+
+def load_data(registry: Registry, cfg: RunConfig) -> Data:
+    root = Path(cfg.data_root).expanduser() if cfg.data_root else default_data_root()
+    bundle = registry.build("dataset", cfg.data, root, cfg.download, options=cfg.data_options)
+    train = bundle.train
+    budget = split_budget(train.labels, cfg.labels, cfg.seed, cfg.labels_per_class)
+    pool = train.images[budget.unlabeled]
+    if bundle.unlabeled is not None:
+        pool = torch.cat([pool, bundle.unlabeled])
+    if cfg.pool_size is not None and cfg.pool_size < len(pool):  # a seeded random subset, for quick runs
+        keep = torch.randperm(len(pool), generator=torch.Generator().manual_seed(cfg.seed))[: cfg.pool_size]
+        pool = pool[keep.sort().values]
+    return Data(bundle, train.subset(budget.labeled), pool, budget.digest)
+
+
+def build_encoder(registry: Registry, cfg: RunConfig, info: DataInfo, for_weights: bool = False) -> nn.Module:
+    """The run's encoder, seeded; ``for_weights``: only to receive saved weights, so with the encoder's declared
+    ``offline_options`` (e.g. no pretrained download)."""
+    assert cfg.encoder is not None, "resolve(cfg) first"
+    options = dict(cfg.encoder_options)
+    if for_weights:
+        options.update(registry.get("encoder", cfg.encoder).component.offline_options)
+    torch.manual_seed(cfg.seed)
+    return registry.build("encoder", cfg.encoder, info.in_chans, info.image_size, options=options)
+
+
+def build_pretext(registry: Registry, cfg: RunConfig, encoder: nn.Module, info: DataInfo) -> Pretext:
+    return registry.build("pretext", cfg.pretext, encoder, info, options=cfg.pretext_options)
+
+
+def recipe(registry: Registry, cfg: RunConfig) -> dict[str, Any]:
+    """The pretext's recipe for ``cfg``: its ``defaults`` (epochs, batch_size, lr, weight_decay, optimizer,
+    warmup_epochs; encoder, encoder_options, pretext_options), overridden by ``defaults["data"][cfg.data]`` when
+    the pretext declares a recipe of its own for that dataset and the run uses that recipe's encoder (the one it
+    names, or none given)."""
+    defaults = dict(getattr(registry.get("pretext", cfg.pretext).component.factory, "defaults", {}))
+    special = defaults.pop("data", {}).get(cfg.data)
+    if special and cfg.encoder in (None, special.get("encoder", defaults.get("encoder"))):
+        defaults.update(special)
+    return defaults
+
+
+def schedule(registry: Registry, cfg: RunConfig) -> Schedule:
+    """The training schedule: the core's defaults, then the pretext's recipe, then what the user set."""
+    merged = {**DEFAULT_RECIPE, **recipe(registry, cfg)}
+    for key in DEFAULT_RECIPE:
+        if getattr(cfg, key) is not None:
+            merged[key] = getattr(cfg, key)
+    return Schedule(
+        epochs=int(merged["epochs"]),
+        batch_size=int(merged["batch_size"]),
+        lr=float(merged["lr"]),
+        weight_decay=float(merged["weight_decay"]),
+        optimizer=str(merged["optimizer"]),
+        warmup_epochs=float(merged.get("warmup_epochs", 1.0)),
+        checkpoint_every=cfg.checkpoint_every,
+        on_nan=cfg.on_nan,
+        sync_batchnorm=cfg.sync_batchnorm,
+        wandb=cfg.wandb,
+    )
+
+
+def saved_config(run_dir: Path) -> tuple[RunConfig, dict[str, Any]]:
+    """A run directory's config (as the run resolved it) and its whole ``config.json`` record."""
+    record = rundir.read_run_config(run_dir)
+    return RunConfig.from_dict(record["config"], source=str(run_dir / rundir.CONFIG)), record
+
+
+def saved_info(registry: Registry, cfg: RunConfig, record: dict[str, Any]) -> DataInfo:
+    """The run's :class:`DataInfo`, from ``config.json`` (runs before it was recorded: from the dataset)."""
+    if "info" in record:
+        return DataInfo(
+            **{**record["info"], "mean": tuple(record["info"]["mean"]), "std": tuple(record["info"]["std"])}
+        )
+    return load_data(registry, dataclasses.replace(cfg, download=False)).info
+
+
+def trained_encoder(registry: Registry, cfg: RunConfig, info: DataInfo, run_dir: Path) -> nn.Module:
+    """A finished run's encoder, rebuilt from the registry and loaded from its safetensors weights, in eval mode."""
+    encoder = build_encoder(registry, cfg, info, for_weights=True)
+    rundir.load_encoder_weights(
+        encoder, run_dir, f"encoder {cfg.encoder!r} as configured; was the plugin changed?"
+    )
+    return encoder.eval()
+
+
+@dataclass
+class TrainedRun:
+    """A finished run's encoder with what it needs to be used: ``features(images)`` applies the run's own
+    normalization."""
+
+    encoder: nn.Module
+    info: DataInfo
+    config: RunConfig
+    run_dir: Path
+
+    @property
+    def feature_dim(self) -> int:
+        return int(self.encoder.feature_dim)
+
+    def features(self, images: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+        """Features of ``images`` (uint8 ``(N, C, H, W)``, or float in [0, 1]) exactly as the run's evaluators
+        computed them: float32, on the CPU."""
+        from sslkit.features import extract_features
+
+        device = next(self.encoder.parameters(), torch.empty(0)).device
+        return extract_features(self.encoder, images, self.info, device, batch_size)
+
+
+def load_run(run_dir: str | Path, device: str = "cpu") -> TrainedRun:
+    """Load a finished run: ``sslkit.load_run("runs/...").features(images)``."""
+    run_dir = Path(run_dir)
+    registry = load_registry()
+    cfg, record = saved_config(run_dir)
+    info = saved_info(registry, cfg, record)
+    encoder = trained_encoder(registry, cfg, info, run_dir).to(resolve_device(device))
+    return TrainedRun(encoder, info, cfg, run_dir)
+
+
+def load_encoder(run_dir: str | Path, device: str = "cpu") -> nn.Module:
+    """A finished run's trained encoder (weights from safetensors, never unpickled), in eval mode, with its
+    ``feature_dim``. It expects images normalized as the run did: use :func:`load_run` for features."""
+    return load_run(run_dir, device).encoder

@@ -1,0 +1,107 @@
+"""Per-step and per-epoch scalars of a run, as the ecosystem reads them: TensorBoard event files
+(``tensorboard --logdir runs``) and a CSV of the per-step values, both in the run directory.
+
+TensorBoard's writer is ``torch.utils.tensorboard`` (PyTorch's own), which needs the ``tensorboard`` package; that
+package also brings the ``tensorboard`` viewer, so the command above works right after ``pip install sslkit``."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+from sslkit import rundir
+
+
+class ScalarLog:
+    """Writes ``steps.csv`` and the event files. On resume at ``step``, rows and events after it (written before a
+    kill, about to be redone) are dropped, so the logs read as if the run had never stopped."""
+
+    def __init__(self, run_dir: Path, step: int = 0, wandb_project: str | None = None) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.wandb = _wandb_run(run_dir, wandb_project)
+        self.events = SummaryWriter(str(run_dir / rundir.EVENTS), purge_step=step + 1 if step else None)
+        self.path = run_dir / rundir.STEPS
+        self.columns: list[str] | None = None
+        if step and self.path.exists():
+            with self.path.open(newline="") as fh:
+                rows = list(csv.reader(fh))
+            if rows:
+                self.columns = rows[0]
+                kept = [r for r in rows[1:] if r and int(r[0]) <= step]
+                with self.path.open("w", newline="") as fh:
+                    csv.writer(fh).writerows([self.columns, *kept])
+        elif self.path.exists():
+            self.path.unlink()
+        self.file = self.path.open("a", newline="")
+        self.writer = csv.writer(self.file)
+
+    def step(self, step: int, values: dict[str, float]) -> None:
+        if self.columns is None:
+            self.columns = ["step", *values]
+            self.writer.writerow(self.columns)
+        self.writer.writerow([step, *(f"{values.get(c, float('nan')):.6g}" for c in self.columns[1:])])
+        for name, value in values.items():
+            self.events.add_scalar(f"step/{name}", value, step)
+        if self.wandb:
+            self.wandb.log({f"step/{k}": v for k, v in values.items()}, step=step)
+
+    def epoch(self, step: int, record: dict[str, Any]) -> None:
+        numbers = {k: v for k, v in record.items() if k != "epoch" and isinstance(v, (int, float))}
+        for name, value in numbers.items():
+            self.events.add_scalar(f"epoch/{name}", value, step)
+        if self.wandb:
+            self.wandb.log({f"epoch/{k}": v for k, v in numbers.items()}, step=step)
+
+    def flush(self) -> None:
+        self.file.flush()
+        self.events.flush()
+
+    def close(self) -> None:
+        self.file.close()
+        self.events.close()
+        if self.wandb:
+            self.wandb.finish()
+
+
+def _wandb_run(run_dir: Path, project: str | None) -> Any:
+    """A Weights & Biases run for ``run_dir`` (the same one again on resume), or None without a project."""
+    if not project:
+        return None
+    import wandb
+
+    config = rundir.read_json(run_dir / rundir.CONFIG) or {}
+    return wandb.init(
+        project=project,
+        name=run_dir.name,
+        id=run_dir.name,
+        dir=str(run_dir),
+        resume="allow",
+        config=config.get("config"),
+    )
+
+
+def write_results(
+    run_dir: Path,
+    step: int,
+    results: dict[str, dict[str, Any]],
+    prefix: str = "eval",
+    wandb_project: str | None = None,
+) -> None:
+    """The final evaluation metrics as TensorBoard scalars at the run's last step (and to W&B with a project)."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    scalars = {
+        f"{prefix}/{evaluator}/{metric}": value
+        for evaluator, metrics in results.items()
+        for metric, value in metrics.items()
+        if isinstance(value, (int, float)) and not isinstance(value, bool)
+    }
+    with SummaryWriter(str(run_dir / rundir.EVENTS)) as events:
+        for tag, value in scalars.items():
+            events.add_scalar(tag, value, step)
+    run = _wandb_run(run_dir, wandb_project)
+    if run:
+        run.log(scalars, step=step)
+        run.finish()

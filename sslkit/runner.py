@@ -1,0 +1,201 @@
+"""``sslkit run`` (and :func:`sslkit.run` from Python): config -> registry -> data and label budget -> encoder +
+pretext -> training -> evaluators -> report. This module orchestrates; :mod:`sslkit.build` builds and
+:mod:`sslkit.rundir` reads and writes the run directory."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sslkit import build, rundir
+from sslkit.config import RunConfig
+from sslkit.engine import distributed as dist
+from sslkit.engine.loop import DistributedUnsupported, Diverged, Schedule, Trainer, log, prepare_model
+from sslkit.engine.scalars import write_results
+from sslkit.errors import Interrupted, UsageError
+from sslkit.evaluate import baselines, evaluate
+from sslkit.interfaces import Pretext, Split
+from sslkit.registry import Registry, load_registry
+from sslkit.report.html import write_run_report
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    results: dict[str, dict[str, float]]
+    history: list[dict[str, Any]]
+    baselines: dict[str, dict[str, dict[str, float]]] = dataclasses.field(default_factory=dict)
+
+
+def run(
+    cfg: RunConfig,
+    resume: Path | None = None,
+    registry: Registry | None = None,
+    quiet: bool = False,
+    run_dir: Path | None = None,
+) -> RunResult:
+    """Train and evaluate; ``run_dir`` fixes the run directory (created if missing; ``sslkit bench`` names its
+    cells) instead of a new time-stamped one under ``cfg.out``."""
+    registry = registry or load_registry()
+    if resume is not None:
+        cfg, _ = build.saved_config(resume)
+        rundir.refuse_if_in_use(resume)
+        if rundir.status(resume) == "finished":
+            log(
+                f"{resume} has finished; its results are in {resume / rundir.RESULTS} (`sslkit eval` scores it again)"
+            )
+            summary = rundir.read_json(resume / rundir.RESULTS) or {}
+            return RunResult(
+                resume, summary.get("results", {}), rundir.read_history(resume), summary.get("baselines", {})
+            )
+    cfg = build.resolve(registry, cfg)
+    device = dist.local_device(build.resolve_device(cfg.device))
+    dist.init(device)
+    try:
+        return _run(cfg, resume, registry, quiet, run_dir, device)
+    finally:
+        dist.shutdown()
+
+
+def _run(
+    cfg: RunConfig,
+    resume: Path | None,
+    registry: Registry,
+    quiet: bool,
+    run_dir: Path | None,
+    device: torch.device,
+) -> RunResult:
+    torch.manual_seed(cfg.seed)
+    rank0 = dist.rank() == 0
+    data = build.load_data(registry, cfg)
+    info, labeled, pool = data.info, data.labeled, data.pool
+    encoder = build.build_encoder(registry, cfg, info)
+    if cfg.init is not None:
+        rundir.load_encoder_weights(
+            encoder, Path(cfg.init), f"this run's encoder ({cfg.encoder} on {info.in_chans}-channel images)"
+        )
+    pretext = build.build_pretext(registry, cfg, encoder, info)
+    prepare_model(pretext, device, compile=cfg.compile)
+    schedule = build.schedule(registry, cfg)
+    if schedule.epochs > 0 and pretext.trains_on == "pool" and len(pool) == 0:
+        raise UsageError("the unlabeled pool is empty (every training image is labeled); lower --labels")
+
+    if resume is not None:
+        run_dir = resume
+    elif run_dir is not None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    elif rank0:
+        run_dir = rundir.create(Path(cfg.out), f"{rundir.timestamp()}-{cfg.data}-{cfg.pretext}-{cfg.encoder}")
+    run_dir = Path(
+        dist.broadcast_object(run_dir)
+    )  # every rank writes its checkpoints' share to rank 0's directory
+    with rundir.locked(run_dir) if rank0 else contextlib.nullcontext():
+        if resume is None and rank0:
+            record = {
+                "config": cfg.to_dict(),
+                "schedule": schedule.__dict__,
+                "data": {
+                    "train": len(data.bundle.train),
+                    "test": len(data.bundle.test),
+                    "labeled": len(labeled),
+                    "pool": len(pool),
+                    "labels_sha256": data.labels_digest,
+                    "classes": info.classes,
+                },
+                "info": dataclasses.asdict(info),
+                "device": str(device),
+                "init": rundir.provenance(Path(cfg.init)) if cfg.init else None,
+                **rundir.environment(),
+            }
+            rundir.write_json(run_dir / rundir.CONFIG, record)
+        if not quiet and rank0:
+            log(
+                f"[bold]run[/] {run_dir}  ({info.name}: {len(labeled)} labeled, {len(pool)} unlabeled, "
+                f"{len(data.bundle.test)} test; {cfg.pretext} on {cfg.encoder}, {schedule.epochs} epochs, {device})"
+            )
+        amp = build.amp_dtype(cfg, device)
+        t0 = time.perf_counter()
+        history, steps = pretrain(
+            pretext, pool, labeled, schedule, device, amp, cfg.seed, run_dir, resume, quiet
+        )
+        train_seconds = time.perf_counter() - t0
+        if not rank0:  # evaluation and the report happen once, on rank 0
+            return RunResult(run_dir, {}, history)
+        rundir.save_encoder(pretext.encoder, run_dir)
+        t0 = time.perf_counter()
+        results = evaluate(registry, cfg, pretext, pretext.encoder, data, device, run_dir)
+        summary: dict[str, Any] = {
+            "results": results,
+            "train_seconds": round(train_seconds, 2),
+            "labeled": len(labeled),
+        }
+        if cfg.baselines:
+            summary["baselines"] = baselines(registry, cfg, data, device)
+        summary["eval_seconds"] = round(time.perf_counter() - t0, 2)
+        rundir.write_json(run_dir / rundir.RESULTS, summary)
+        scores = {"eval": results, **{f"baseline_{k}": v for k, v in summary.get("baselines", {}).items()}}
+        for prefix, values in scores.items():
+            write_results(run_dir, steps, values, prefix, cfg.wandb)
+        write_run_report(run_dir, cfg.tsne_points, quiet)
+    return RunResult(run_dir, results, history, summary.get("baselines", {}))
+
+
+def pretrain(
+    pretext: Pretext,
+    pool: torch.Tensor,
+    labeled: Split,
+    schedule: Schedule,
+    device: torch.device,
+    amp: torch.dtype | None,
+    seed: int,
+    run_dir: Path,
+    resume: Path | None,
+    quiet: bool,
+) -> tuple[list[dict[str, Any]], int]:
+    """Pretrain (or continue a killed pretraining); returns this session's epoch records and the steps taken in
+    all. ``epochs = 0`` evaluates the encoder as built (e.g. pretrained timm weights)."""
+    if schedule.epochs == 0:
+        return [], 0
+    on_device = pool.to(device) if device.type == "cuda" else pool
+    labeled = Split(labeled.images.to(device), labeled.labels.to(device))
+    try:
+        trainer = Trainer(pretext, on_device, labeled, schedule, device, seed, run_dir, not quiet, amp)
+    except DistributedUnsupported as exc:
+        raise UsageError(str(exc)) from None
+    if resume is not None and (run_dir / rundir.CHECKPOINT).exists():
+        trainer.resume()
+        log(f"resumed at epoch {trainer.epoch + 1}, step {trainer.step_in_epoch}")
+    try:
+        return trainer.fit(), trainer.global_step
+    except Diverged as exc:
+        kept = (
+            f"the last good checkpoint is in {run_dir}"
+            if (run_dir / rundir.CHECKPOINT).exists()
+            else "no checkpoint had been written yet"
+        )
+        raise UsageError(f"{exc}; {kept}. Start again with a lower --lr, or pass --on-nan lower-lr") from None
+    except KeyboardInterrupt:
+        where = (
+            f"`sslkit run --resume {run_dir}` continues from its last checkpoint"
+            if (run_dir / rundir.CHECKPOINT).exists()
+            else f"no checkpoint was written yet, so {run_dir} cannot be resumed: start again"
+        )
+        raise Interrupted(f"interrupted; {where}") from None
+
+
+def run_settings(resume: str | Path | None = None, quiet: bool = False, **settings: Any) -> RunResult:
+    """``sslkit run`` from Python, with the same settings under their config-file names (the flags with
+    underscores): ``sslkit.run(pretext="fixmatch", data="mnist", labels=100, eval=["head", "knn"])``."""
+    if resume is not None:
+        if settings:
+            raise UsageError(
+                f"resume continues a run with its own settings; drop {', '.join(sorted(settings))}"
+            )
+        return run(RunConfig(), resume=Path(resume), quiet=quiet)
+    return run(RunConfig.from_dict(settings, source="sslkit.run()"), quiet=quiet)
