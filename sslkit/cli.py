@@ -341,7 +341,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_plugins(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from sslkit.registry import load_registry
+    from sslkit.registry import conflict_message, load_registry
     from sslkit.report.progress import stdout
 
     registry = load_registry()
@@ -368,8 +368,6 @@ def cmd_plugins(args: argparse.Namespace) -> int:
             f"{prov.distribution} {prov.version}",
         )
     for (kind, name), providers in registry.conflicts.items():
-        from sslkit.registry import conflict_message
-
         table.add_row("[red]conflict[/]", name, f"[red]{conflict_message(kind, name, providers)}[/]", "", "")
     stdout.print(table)
     if getattr(args, "debug", False):

@@ -177,7 +177,7 @@ class _GAN(Pretext):
             make_optimizer(self.generator.parameters(), optimizer, lr, 0.0),
         ]
 
-    def d_losses(self, batch: Batch, fake: Tensor) -> tuple[dict[str, Tensor], Any]:
+    def d_losses(self, batch: Batch, fake: Tensor) -> dict[str, Tensor]:
         raise NotImplementedError
 
     def health(self, record: dict[str, Any]) -> str | None:
@@ -196,7 +196,7 @@ class _GAN(Pretext):
                 return f"the generator's loss diverges: {g_loss:.4g} against {float(self.first_g_loss):.4g} in epoch 1"
         return None
 
-    def g_losses(self, batch: Batch, fake: Tensor, cache: Any) -> dict[str, Tensor]:
+    def g_losses(self, batch: Batch, fake: Tensor) -> dict[str, Tensor]:
         raise NotImplementedError
 
     def train_step(
@@ -207,12 +207,12 @@ class _GAN(Pretext):
         z = self.generator.latent(len(x), self.latent_dim, x.device)
         with batch.autocast():
             fake = self.generator(z)
-            d_terms, cache = self.d_losses(batch, fake.detach())
+            d_terms = self.d_losses(batch, fake.detach())
         opt_d.zero_grad(set_to_none=True)
         d_terms["loss"].backward()
         opt_d.step()
         with batch.autocast():
-            g_terms = self.g_losses(batch, fake, cache)
+            g_terms = self.g_losses(batch, fake)
         opt_g.zero_grad(set_to_none=True)
         g_terms["g_loss"].backward(inputs=list(self.generator.parameters()))
         opt_g.step()
@@ -249,14 +249,14 @@ class DCGAN(_GAN):
     def discriminate(self, x: Tensor) -> Tensor:
         return self.critic(self.encoder(self.info.normalize(x))).squeeze(1)
 
-    def d_losses(self, batch: Batch, fake: Tensor) -> tuple[dict[str, Tensor], Any]:
+    def d_losses(self, batch: Batch, fake: Tensor) -> dict[str, Tensor]:
         real_logits = self.discriminate(batch.images)
         with frozen_bn_stats(self):
             fake_logits = self.discriminate(fake)
         loss = d_loss_nonsaturating(real_logits, fake_logits)
-        return {"loss": loss, "d_accuracy": real_fake_accuracy(real_logits, fake_logits)}, None
+        return {"loss": loss, "d_accuracy": real_fake_accuracy(real_logits, fake_logits)}
 
-    def g_losses(self, batch: Batch, fake: Tensor, cache: Any) -> dict[str, Tensor]:
+    def g_losses(self, batch: Batch, fake: Tensor) -> dict[str, Tensor]:
         with frozen_bn_stats(self):
             return {"g_loss": g_loss_nonsaturating(self.discriminate(fake))}
 
@@ -352,7 +352,7 @@ class SGAN(_GAN):
         features = self.student["encoder"](self.info.normalize(x))
         return self.student["classifier"](features), features
 
-    def d_losses(self, batch: Batch, fake: Tensor) -> tuple[dict[str, Tensor], Any]:
+    def d_losses(self, batch: Batch, fake: Tensor) -> dict[str, Tensor]:
         assert batch.labeled_images is not None and batch.labels is not None, "sgan needs labeled batches"
         n_lab = len(batch.labeled_images)
         logits, _ = self.discriminate(torch.cat([batch.labeled_images, batch.images]))
@@ -370,9 +370,9 @@ class SGAN(_GAN):
                 real_logits.float().logsumexp(1), fake_logits.float().logsumexp(1)
             ),
         }
-        return terms, None
+        return terms
 
-    def g_losses(self, batch: Batch, fake: Tensor, cache: Any) -> dict[str, Tensor]:
+    def g_losses(self, batch: Batch, fake: Tensor) -> dict[str, Tensor]:
         with frozen_bn_stats(self):
             fake_logits, fake_features = self.discriminate(fake)
             if self.feature_matching:
