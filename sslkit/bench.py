@@ -42,7 +42,7 @@ from sslkit.config import RunConfig, read_toml
 from sslkit.engine.checkpoint import atomic_write_text
 from sslkit.engine.loop import log
 from sslkit.errors import UsageError
-from sslkit.registry import load_registry
+from sslkit.registry import Registry, load_registry
 from sslkit.runner import run
 
 GRID_KEYS = ("data", "labels", "labels_per_class", "seed", "out")  # set by the grid, not by a method
@@ -235,7 +235,7 @@ def run_suite(
     for c in cells:
         state = cell_state(out / c.name)
         if state == "done":
-            _warn_if_changed(c, out / c.name)
+            _warn_if_changed(registry, c, out / c.name)
             log(f"[dim]skip[/] {c.name} (finished: results.json present)")
         else:
             todo.append(c)
@@ -254,13 +254,11 @@ def run_suite(
     return result
 
 
-def _warn_if_changed(cell: Cell, run_dir: Path) -> None:
+def _warn_if_changed(registry: Registry, cell: Cell, run_dir: Path) -> None:
     saved = (rundir.read_json(run_dir / rundir.CONFIG) or {}).get("config")
     if not saved:
         return
-    resolved = build.resolve(
-        load_registry(), cell.cfg
-    )  # as the run recorded it: encoder and recipe filled in
+    resolved = build.resolve(registry, cell.cfg)  # as the run recorded it: encoder and recipe filled in
     want = {k: v for k, v in resolved.to_dict().items() if k != "out"}
     changed = sorted(k for k, v in want.items() if k in saved and saved[k] != v)  # new settings: no change
     if changed:

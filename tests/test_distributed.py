@@ -101,3 +101,27 @@ def test_gan_pretexts_refuse_torchrun_and_say_why(tmp_path: Path) -> None:
     assert proc.returncode != 0
     assert "pretext DCGAN does not run under torchrun: its two backward passes" in out
     assert "run it as one process" in out
+
+
+def test_each_rank_draws_its_own_augmentations_and_one_process_keeps_its_stream(monkeypatch) -> None:
+    from sslkit.engine import loop
+    from sslkit.engine.loop import Schedule, Trainer
+
+    registry = load_registry()
+    pretext = build(registry, INFO)
+    pool = torch.zeros(64, 1, 28, 28, dtype=torch.uint8)
+    schedule = Schedule(epochs=1, batch_size=16, lr=0.1, weight_decay=0.0, optimizer="sgd", warmup_epochs=0)
+
+    def draws_after_trainer(rank: int, world: int) -> torch.Tensor:
+        monkeypatch.setattr(loop.dist, "rank", lambda: rank)
+        monkeypatch.setattr(loop.dist, "world_size", lambda: world)
+        monkeypatch.setattr(loop.dist, "wrap", lambda model, *a, **k: model)
+        torch.manual_seed(5)  # what every rank's global stream holds once the model is built
+        Trainer(pretext, pool, None, schedule, torch.device("cpu"), seed=3, show_progress=False)
+        return torch.rand(4)
+
+    rank0, rank1 = draws_after_trainer(0, 2), draws_after_trainer(1, 2)
+    assert not torch.equal(rank0, rank1)
+    single = draws_after_trainer(0, 1)
+    torch.manual_seed(5)
+    assert torch.equal(single, torch.rand(4))  # a single process draws what it always drew

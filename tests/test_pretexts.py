@@ -71,6 +71,9 @@ def test_gan_losses_match_binary_cross_entropy() -> None:
     assert float(g_loss_nonsaturating(fake)) == pytest.approx(float(bce(fake, torch.ones(6))), rel=1e-6)
     a, b = torch.randn(4, 3), torch.randn(5, 3)
     assert float(feature_matching_loss(a, b)) == pytest.approx(float(((a.mean(0) - b.mean(0)) ** 2).mean()))
+    means = torch.tensor([[1.0, -2.0], [3.0, 2.0]]), torch.tensor([[0.0, 1.0]])  # mean gaps 2 and -1
+    assert float(feature_matching_loss(*means, "l1")) == pytest.approx(1.5)
+    assert float(feature_matching_loss(*means, "l2")) == pytest.approx(2.5)
 
 
 # ------------------------------------------------------------------------------------------ shapes
@@ -221,7 +224,7 @@ def test_head_evaluator_refuses_a_pretext_without_a_classifier(registry, fashion
         ("autoencoder", {"noise_std": -1.0}, "noise_std must be positive"),
         ("dcgan", {"latent_dim": 0}, "latent_dim and gen_width must be at least 1"),
         ("sgan", {"dropout": 1.0}, "dropout in"),
-        ("sgan", {"feature_matching": "maybe"}, "feature_matching must be true or false"),
+        ("sgan", {"feature_matching": "maybe"}, "feature_matching must be one of 'l1', 'l2', 'off'"),
         ("supervised", {"dropout": -0.1}, "dropout must be in"),
         ("supervised", {"lr": 0.1}, "has no option 'lr'"),
     ],

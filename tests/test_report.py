@@ -165,3 +165,12 @@ def test_unfinished_run_is_reported_and_bad_dir_is_a_usage_error(
     err = capsys.readouterr().err
     assert "not an sslkit run directory" in err and "Traceback" not in err
     assert main(["report", str(run_dir), "--tsne-points", "-1"]) == 2
+
+
+def test_shares_in_zero_one_are_plotted_apart_from_the_losses() -> None:
+    from sslkit.report.plots import curve_keys
+
+    records = [{"epoch": 1, "loss": 0.6, "supervised": 0.1, "mask": 0.5, "accuracy": 0.9, "lr": 0.03}]
+    losses, rates = curve_keys(records)
+    assert "mask" in rates and "accuracy" in rates
+    assert "mask" not in losses and "supervised" in losses

@@ -58,6 +58,10 @@ class Trainer:
 
     def __post_init__(self) -> None:
         self.rank, self.world = dist.rank(), dist.world_size()
+        if self.world > 1:
+            # the model is built (identically on every rank); from here each rank draws its own augmentations,
+            # dropout masks, noise and labeled picks, or all ranks would apply the same ops to their shards
+            torch.manual_seed(self.seed + 1_000_003 * self.rank)
         source = len(self.labeled) if self.pretext.trains_on == "labeled" and self.labeled else len(self.pool)
         if source == 0:
             raise ValueError("nothing to train on: the pool is empty")
@@ -163,10 +167,9 @@ class Trainer:
         batch = Batch(_to_float(self.pool[index], self.device), amp=self.amp)
         if self.pretext.uses_labels:
             assert self.labeled is not None and len(self.labeled) > 0
-            # every rank draws all ranks' picks from the shared stream and keeps its own row: under torchrun the
-            # ranks get different labeled images, and one process draws exactly what it always did
+            # drawn with replacement from this rank's stream (under torchrun each rank's own, see __post_init__)
             n = self.pretext.labeled_batch_size(self.local_batch)
-            pick = torch.randint(0, len(self.labeled), (self.world, n))[self.rank]
+            pick = torch.randint(0, len(self.labeled), (n,))
             batch.labeled_images = _to_float(
                 self.labeled.images[pick.to(self.labeled.images.device)], self.device
             )

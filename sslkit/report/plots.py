@@ -57,19 +57,21 @@ def file_uri(data: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
 
 
-def is_accuracy(key: str) -> bool:
-    return "acc" in key.lower()
+def is_rate(key: str) -> bool:
+    """A term that is a share in [0, 1] (an accuracy, FixMatch's mask rate), plotted apart from the losses."""
+    key = key.lower()
+    return "acc" in key or key == "mask" or key.endswith("_rate")
 
 
 def curve_keys(records: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
-    """(loss-like keys, accuracy-like keys) present in the records, in first-seen order."""
+    """(loss-like keys, rate-like keys) present in the records, in first-seen order."""
     seen: dict[str, None] = {}
     for r in records:
         for k, v in r.items():
             if k not in BOOKKEEPING and isinstance(v, (int, float)) and not isinstance(v, bool):
                 seen.setdefault(k)
     keys = list(seen)
-    return [k for k in keys if not is_accuracy(k)], [k for k in keys if is_accuracy(k)]
+    return [k for k in keys if not is_rate(k)], [k for k in keys if is_rate(k)]
 
 
 def _series(records: list[dict[str, Any]], key: str, x: str = "epoch") -> tuple[list[float], list[float]]:
@@ -100,7 +102,7 @@ def run_curves(records: list[dict[str, Any]], steps: list[dict[str, Any]] | None
     if not rows:
         return None
     losses, accs = curve_keys(rows)
-    panels = [("loss terms", losses), ("pretext accuracy", accs), ("learning rate", ["lr"])]
+    panels = [("loss terms", losses), ("accuracies and rates", accs), ("learning rate", ["lr"])]
     panels = [(title, keys) for title, keys in panels if keys and any(_series(rows, k, x)[0] for k in keys)]
     plt = _plt()
     fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 2.8), squeeze=False)
@@ -112,7 +114,7 @@ def run_curves(records: list[dict[str, Any]], steps: list[dict[str, Any]] | None
         ax.set_xlabel(x)
         if len(keys) > 1:
             ax.legend(frameon=False, fontsize=8)
-        if title == "pretext accuracy":
+        if title == "accuracies and rates":
             ax.set_ylim(0, 1.02)
         ax.xaxis.get_major_locator().set_params(integer=True)
     fig.tight_layout()
@@ -124,7 +126,7 @@ def overlaid_curves(runs: Sequence[tuple[str, list[dict[str, Any]]]]) -> str | N
     runs = [(name, recs) for name, recs in runs if recs]
     if not runs:
         return None
-    acc_keys = {name: curve_keys(recs)[1] for name, recs in runs}
+    acc_keys = {name: [k for k in curve_keys(recs)[1] if "acc" in k.lower()] for name, recs in runs}
     has_acc = any(acc_keys.values())
     plt = _plt()
     fig, axes = plt.subplots(1, 2 if has_acc else 1, figsize=(9 if has_acc else 5.5, 3.2), squeeze=False)
