@@ -57,10 +57,13 @@ def file_uri(data: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
 
 
+def is_accuracy(key: str) -> bool:
+    return "acc" in key.lower()
+
+
 def is_rate(key: str) -> bool:
     """A term that is a share in [0, 1] (an accuracy, FixMatch's mask rate), plotted apart from the losses."""
-    key = key.lower()
-    return "acc" in key or key == "mask" or key.endswith("_rate")
+    return is_accuracy(key) or key.lower() == "mask" or key.lower().endswith("_rate")
 
 
 def curve_keys(records: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
@@ -114,7 +117,7 @@ def run_curves(records: list[dict[str, Any]], steps: list[dict[str, Any]] | None
         ax.set_xlabel(x)
         if len(keys) > 1:
             ax.legend(frameon=False, fontsize=8)
-        if title == "accuracies and rates":
+        if keys is accs:
             ax.set_ylim(0, 1.02)
         ax.xaxis.get_major_locator().set_params(integer=True)
     fig.tight_layout()
@@ -126,7 +129,7 @@ def overlaid_curves(runs: Sequence[tuple[str, list[dict[str, Any]]]]) -> str | N
     runs = [(name, recs) for name, recs in runs if recs]
     if not runs:
         return None
-    acc_keys = {name: [k for k in curve_keys(recs)[1] if "acc" in k.lower()] for name, recs in runs}
+    acc_keys = {name: [k for k in curve_keys(recs)[1] if is_accuracy(k)] for name, recs in runs}
     has_acc = any(acc_keys.values())
     plt = _plt()
     fig, axes = plt.subplots(1, 2 if has_acc else 1, figsize=(9 if has_acc else 5.5, 3.2), squeeze=False)

@@ -381,15 +381,14 @@ class SGAN(_GAN):
     def g_losses(self, batch: Batch, fake: Tensor) -> dict[str, Tensor]:
         with frozen_bn_stats(self):
             fake_logits, fake_features = self.discriminate(fake)
-            if self.feature_matching != "off":
-                # the real images' features under the discriminator as it is now, after this step's update (as
-                # the official code computes both moments): the D step's features are one update stale
-                with torch.no_grad():
-                    _, real_features = self.discriminate(batch.images)
-        if self.feature_matching != "off":
-            return {"g_loss": feature_matching_loss(real_features, fake_features, self.feature_matching)}
-        lse = fake_logits.float().logsumexp(1)
-        return {"g_loss": (F.softplus(lse) - lse).mean()}  # -log D(fake)
+            if self.feature_matching == "off":
+                lse = fake_logits.float().logsumexp(1)
+                return {"g_loss": (F.softplus(lse) - lse).mean()}  # -log D(fake)
+            # the real images' features under the discriminator as it is now, after this step's update (as the
+            # official code computes both moments): the D step's features are one update stale
+            with torch.no_grad():
+                _, real_features = self.discriminate(batch.images)
+        return {"g_loss": feature_matching_loss(real_features, fake_features, self.feature_matching)}
 
     def train_step(
         self, batch: Batch, optimizers: list[torch.optim.Optimizer], model: nn.Module
