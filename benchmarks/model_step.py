@@ -1,9 +1,10 @@
 """Model-only speed of a pretext's training step on pre-made tensors: plain eager PyTorch vs the engine's
-channels_last layout (and torch.compile with --compile). No data loading, no augmentation differences: the same
+channels_last layout and its fused optimizers (one kernel for all parameters; and torch.compile with --compile). No data loading, no augmentation differences: the same
 batch every step, so the ratio isolates the model step.
 
     python benchmarks/model_step.py --pretext rotation --encoder convnet --threads 2
     python benchmarks/model_step.py --pretext fixmatch --threads 2     # the recipe's encoder; labeled batch / mu
+    python benchmarks/model_step.py --pretext sgan --encoder wn-mlp --optimizer adam --batch-size 100
 """
 
 from __future__ import annotations
@@ -34,7 +35,15 @@ def build(registry, args, info):
     options = {} if args.encoder else recipe.get("encoder_options", {})
     encoder = registry.build("encoder", name, info.in_chans, info.image_size, options=options)
     pretext = registry.build("pretext", args.pretext, encoder, info)
-    return pretext, pretext.make_optimizers(0.01, 5e-4, "sgd")
+    return pretext, pretext.make_optimizers(0.01, 5e-4 if args.optimizer == "sgd" else 0.0, args.optimizer)
+
+
+def unfused(optimizers: list[torch.optim.Optimizer]) -> list[torch.optim.Optimizer]:
+    """The same optimizers as PyTorch's per-parameter loop (its default on CPU)."""
+    return [
+        type(o)(o.param_groups[0]["params"], **{**o.defaults, "fused": None, "foreach": False})
+        for o in optimizers
+    ]
 
 
 def main() -> None:
@@ -43,6 +52,7 @@ def main() -> None:
     )
     parser.add_argument("--pretext", default="rotation")
     parser.add_argument("--encoder", help="default: the pretext's recipe, else convnet")
+    parser.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], default="sgd")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
@@ -58,15 +68,18 @@ def main() -> None:
     if pretext.uses_labels:  # semi-supervised: a labeled batch beside the pool batch
         n = pretext.labeled_batch_size(args.batch_size)
         batch = Batch(batch.images, torch.rand(n, 1, 28, 28), torch.arange(n) % 10)
-    eager = images_per_second(pretext, opts, batch, args.steps, 3)
-    rows.append(("eager (contiguous)", eager))
+    eager = images_per_second(pretext, unfused(opts), batch, args.steps, 3)
+    rows.append(("eager (contiguous), loop", eager))
     pretext, opts = build(registry, args, info)
     prepare_model(pretext, torch.device("cpu"), compile=False)
-    rows.append(("channels_last", images_per_second(pretext, opts, batch, args.steps, 3)))
+    rows.append(("channels_last, loop", images_per_second(pretext, unfused(opts), batch, args.steps, 3)))
+    pretext, opts = build(registry, args, info)
+    prepare_model(pretext, torch.device("cpu"), compile=False)
+    rows.append(("channels_last, fused", images_per_second(pretext, opts, batch, args.steps, 3)))
     if args.compile:
         pretext, opts = build(registry, args, info)
         prepare_model(pretext, torch.device("cpu"), compile=True)
-        rows.append(("channels_last + compile", images_per_second(pretext, opts, batch, args.steps, 3)))
+        rows.append(("fused + compile", images_per_second(pretext, opts, batch, args.steps, 3)))
     labeled = len(batch.labeled_images) if batch.labeled_images is not None else 0
     print(
         f"{args.pretext} on {args.encoder or 'its recipe encoder'}, batch {args.batch_size} "

@@ -27,7 +27,6 @@ def update_average(average: nn.Module, live: nn.Module, decay: float, step: int)
     ``(1 + t) / (10 + t)``, as TensorFlow's ExponentialMovingAverage with ``num_updates``: short runs do not
     evaluate their initialization."""
     decay = min(decay, (1 + step) / (10 + step))
-    for avg, new in zip(average.parameters(), live.parameters()):
-        avg.lerp_(new, 1 - decay)
+    torch._foreach_lerp_(list(average.parameters()), list(live.parameters()), 1 - decay)
     for avg, new in zip(average.buffers(), live.buffers()):
         avg.copy_(new)

@@ -28,6 +28,10 @@ def test_weight_norm_initializes_to_unit_variance_on_its_first_batch_only() -> N
     with torch.no_grad():
         layer.direction.mul_(5)
     torch.testing.assert_close(layer(first), out)
+    v, g, b = layer.direction, layer.scale, layer.bias  # the definition: y = x (g v / |v|)^T + b
+    torch.testing.assert_close(
+        out, first @ (g[:, None] * v / v.norm(dim=1, keepdim=True)).T.detach() + b.detach()
+    )
     fresh = WeightNormLinear(20, 7)
     fresh.load_state_dict(layer.state_dict())  # a loaded layer keeps its initialization
     torch.testing.assert_close(fresh(first), out)

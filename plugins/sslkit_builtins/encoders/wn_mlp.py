@@ -31,12 +31,14 @@ class WeightNormLinear(nn.Module):
         self._checked = False  # mirrors the buffer without a device sync on every step
 
     def forward(self, x: Tensor) -> Tensor:
-        out = F.linear(x, self.direction / self.direction.norm(dim=1, keepdim=True))
+        # the outputs are divided by |v|, not the weights: a (batch, out) product instead of an (out, in) one,
+        # and the gradient of the norm is one reduction (as the official code: dot(x, V) * g / |V|)
+        out, norm = F.linear(x, self.direction), self.direction.norm(dim=1)
         if self.training and not self._checked:
             if not bool(self.initialized):
-                self.data_dependent_init(out)
+                self.data_dependent_init(out / norm)
             self._checked = True
-        return out * self.scale + self.bias
+        return torch.addcmul(self.bias, out, self.scale / norm)
 
     @torch.no_grad()
     def data_dependent_init(self, out: Tensor) -> None:
