@@ -223,6 +223,7 @@ def test_head_evaluator_refuses_a_pretext_without_a_classifier(registry, fashion
         ("autoencoder", {"mask_ratio": 1.0}, "mask_ratio must be in"),
         ("autoencoder", {"noise_std": -1.0}, "noise_std must be positive"),
         ("dcgan", {"latent_dim": 0}, "latent_dim and gen_width must be at least 1"),
+        ("dcgan", {"input_noise": -0.1}, "dcgan option input_noise must be >= 0"),
         ("sgan", {"dropout": 1.0}, "dropout in"),
         ("sgan", {"feature_matching": "maybe"}, "feature_matching must be one of 'l1', 'l2', 'off'"),
         ("supervised", {"dropout": -0.1}, "dropout must be in"),

@@ -143,15 +143,20 @@ def frozen_bn_stats(module: nn.Module) -> Iterator[None]:
             m.momentum = momentum
 
 
-def _check(name: str, latent_dim: int, gen_width: int) -> None:
+def _check(name: str, latent_dim: int, gen_width: int, input_noise: float) -> None:
     if latent_dim < 1 or gen_width < 1:
         raise UsageError(
             f"{name} options latent_dim and gen_width must be at least 1, got {latent_dim}, {gen_width}"
         )
+    if input_noise < 0:
+        raise UsageError(f"{name} option input_noise must be >= 0 (0: none), got {input_noise}")
 
 
 class _GAN(Pretext):
-    """Alternating discriminator/generator steps; subclasses give the two losses."""
+    """Alternating discriminator/generator steps; subclasses give the two losses. While training, every image the
+    discriminator sees, real or generated, gets Gaussian noise of ``input_noise`` (instance noise, Sonderby et al.
+    2017): the two distributions overlap, so the discriminator cannot separate them perfectly and keeps giving
+    the generator gradients."""
 
     ddp_refusal = (
         "its two backward passes per step, each over a different half of the model, do not go through one "
@@ -159,10 +164,16 @@ class _GAN(Pretext):
     )
 
     def __init__(
-        self, encoder: nn.Module, info: DataInfo, latent_dim: int, gen_width: int, generator: str = "conv"
+        self,
+        encoder: nn.Module,
+        info: DataInfo,
+        latent_dim: int,
+        gen_width: int,
+        input_noise: float,
+        generator: str = "conv",
     ) -> None:
         super().__init__(encoder, info)
-        self.latent_dim = latent_dim
+        self.latent_dim, self.instance_noise = latent_dim, GaussianNoise(input_noise)
         if generator == "mlp":
             self.generator: nn.Module = MLPGenerator(latent_dim, info.in_chans, info.image_size)
         else:
@@ -244,14 +255,19 @@ class DCGAN(_GAN):
     }
 
     def __init__(
-        self, encoder: nn.Module, info: DataInfo, latent_dim: int = 100, gen_width: int = 32
+        self,
+        encoder: nn.Module,
+        info: DataInfo,
+        latent_dim: int = 100,
+        gen_width: int = 32,
+        input_noise: float = 0.5,  # without it the discriminator wins from epoch 1 (docs/benchmarks.md)
     ) -> None:
-        _check("dcgan", latent_dim, gen_width)
-        super().__init__(encoder, info, latent_dim, gen_width)
+        _check("dcgan", latent_dim, gen_width, input_noise)
+        super().__init__(encoder, info, latent_dim, gen_width, input_noise)
         self.critic = nn.Linear(encoder.feature_dim, 1)
 
     def discriminate(self, x: Tensor) -> Tensor:
-        return self.critic(self.encoder(self.info.normalize(x))).squeeze(1)
+        return self.critic(self.encoder(self.info.normalize(self.instance_noise(x)))).squeeze(1)
 
     def d_losses(self, batch: Batch, fake: Tensor) -> dict[str, Tensor]:
         real_logits = self.discriminate(batch.images)
@@ -267,8 +283,7 @@ class DCGAN(_GAN):
 
 class SGAN(_GAN):
     """Semi-supervised GAN. The discriminator is ``encoder -> head`` with K class logits and the fake class's
-    logit fixed at 0 (Salimans et al.'s parametrization: an explicit K+1-th output is redundant). Training adds
-    Gaussian noise of ``input_noise`` to every image the discriminator sees. With ``ema`` > 0 the run saves and
+    logit fixed at 0 (Salimans et al.'s parametrization: an explicit K+1-th output is redundant). With ``ema`` > 0 the run saves and
     evaluates a moving average of the discriminator (``self.encoder``, ``self.classifier``), as the Improved-GAN
     code tests its averaged weights; the trained network is ``self.student``.
 
@@ -318,11 +333,11 @@ class SGAN(_GAN):
         head_noise: float = 0.0,
         ema: float = 0.0,
     ) -> None:
-        _check("sgan", latent_dim, gen_width)
-        if unsup_weight < 0 or input_noise < 0 or head_noise < 0 or not 0 <= dropout < 1 or not 0 <= ema < 1:
+        _check("sgan", latent_dim, gen_width, input_noise)
+        if unsup_weight < 0 or head_noise < 0 or not 0 <= dropout < 1 or not 0 <= ema < 1:
             raise UsageError(
-                "sgan options need unsup_weight, input_noise and head_noise >= 0, dropout in [0, 1) and ema in [0, 1); "
-                f"got {unsup_weight}, {input_noise}, {head_noise}, {dropout}, {ema}"
+                "sgan options need unsup_weight and head_noise >= 0, dropout in [0, 1) and ema in [0, 1); "
+                f"got {unsup_weight}, {head_noise}, {dropout}, {ema}"
             )
         if info.multilabel:
             raise UsageError("sgan needs single-label data; this dataset is multi-label")
@@ -338,13 +353,9 @@ class SGAN(_GAN):
             average = copy.deepcopy(student)
             for p in average.parameters():
                 p.requires_grad_(False)
-        super().__init__(average["encoder"], info, latent_dim, gen_width, generator)
+        super().__init__(average["encoder"], info, latent_dim, gen_width, input_noise, generator)
         self.student, self.classifier = student, average["classifier"]
-        self.feature_matching, self.unsup_weight, self.input_noise = (
-            feature_matching,
-            unsup_weight,
-            input_noise,
-        )
+        self.feature_matching, self.unsup_weight = feature_matching, unsup_weight
         self.ema = ema
         self.register_buffer("average_steps", torch.zeros((), dtype=torch.long))
 
@@ -353,9 +364,7 @@ class SGAN(_GAN):
 
     def discriminate(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Class logits and encoder features of [0, 1] images (noised while training), by the trained network."""
-        if self.training and self.input_noise:
-            x = x + self.input_noise * torch.randn_like(x)
-        features = self.student["encoder"](self.info.normalize(x))
+        features = self.student["encoder"](self.info.normalize(self.instance_noise(x)))
         return self.student["classifier"](features), features
 
     def d_losses(self, batch: Batch, fake: Tensor) -> dict[str, Tensor]:
