@@ -1,10 +1,12 @@
 """Test accuracy of a method's own classifier (the `head` evaluator's number) after every epoch, against wall time:
-what a longer run buys. The run is an ordinary `sslkit run` recipe (the same config resolution, data, label draw
+what a longer run buys. Methods without a classifier of their own (dcgan, rotation, simclr, ...) are scored by the
+`linear` evaluator's probe on their frozen features (C by 3-fold cross-validation on the labeled split). The run is an ordinary `sslkit run` recipe (the same config resolution, data, label draw
 and schedule); after each epoch the evaluated model (for sgan and fixmatch: the moving average) predicts the test
 split. The test split is only read for this report, never for training or for a choice.
 
     python benchmarks/accuracy_vs_time.py --pretext sgan --data mnist --seed 0
     python benchmarks/accuracy_vs_time.py --pretext fixmatch --data fashion-mnist --epochs 10
+    python benchmarks/accuracy_vs_time.py --pretext dcgan --encoder dcgan-disc --data mnist --epochs 10
 
 Prints one line per epoch (epoch, seconds of training so far, test accuracy) and the command that reproduces it.
 """
@@ -17,23 +19,39 @@ import time
 from pathlib import Path
 
 import torch
+from sslkit_builtins.evaluators.linear import choose_c, fit_logistic, standardization
 
 from sslkit import build
-from sslkit.config import RunConfig
+from sslkit.config import RunConfig, parse_assignments
 from sslkit.engine.loop import Trainer, prepare_model
 from sslkit.registry import load_registry
 
 
 @torch.no_grad()
-def head_accuracy(pretext: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, info) -> float:
+def outputs(model, images: torch.Tensor, info) -> torch.Tensor:
+    """``model`` applied to normalized uint8 images in chunks, in eval mode."""
+    return torch.cat(
+        [model(info.normalize(images[i : i + 2000].float() / 255)) for i in range(0, len(images), 2000)]
+    )
+
+
+def test_accuracy(pretext: torch.nn.Module, labeled, test, info, seed: int) -> float:
+    """The pretext's own classifier on the test split; without one, a linear probe on its encoder's features."""
     was = pretext.training
     pretext.eval()
-    correct = 0
-    for start in range(0, len(images), 2000):
-        x = info.normalize(images[start : start + 2000].float() / 255)
-        correct += int((pretext.predict(x).argmax(1) == labels[start : start + 2000]).sum())
+    if pretext.predict(info.normalize(test.images[:1].float() / 255)) is not None:
+        predicted = outputs(pretext.predict, test.images, info).argmax(1)
+    else:
+        train_x, test_x = (
+            outputs(pretext.encoder, labeled.images, info),
+            outputs(pretext.encoder, test.images, info),
+        )
+        c, _ = choose_c(train_x, labeled.labels, info.num_classes, [0.01, 0.1, 1.0, 10.0], 3, seed, 500)
+        mean, std = standardization(train_x)
+        w, b = fit_logistic((train_x - mean) / std, labeled.labels, info.num_classes, c)
+        predicted = (((test_x - mean) / std).double() @ w + b).argmax(1)
     pretext.train(was)
-    return correct / len(images)
+    return float((predicted == test.labels).float().mean())
 
 
 def main() -> None:
@@ -42,14 +60,24 @@ def main() -> None:
     parser.add_argument("--data", default="mnist")
     parser.add_argument("--labels", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--encoder", help="default: the recipe's")
     parser.add_argument("--epochs", type=int, help="default: the recipe's")
+    parser.add_argument("--lr", type=float, help="default: the recipe's")
+    parser.add_argument("--pool-size", type=int, help="default: the whole unlabeled pool")
+    parser.add_argument("--pretext-opt", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--encoder-opt", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--data-root", default=None)
     args = parser.parse_args()
 
     registry = load_registry()
     settings = {"pretext": args.pretext, "data": args.data, "labels": args.labels, "seed": args.seed}
-    if args.epochs:
-        settings["epochs"] = args.epochs
+    for key in ("encoder", "epochs", "lr", "pool_size"):
+        if getattr(args, key) is not None:
+            settings[key] = getattr(args, key)
+    for kind in ("pretext", "encoder"):
+        options = parse_assignments(getattr(args, f"{kind}_opt"), f"--{kind}-opt")
+        if options:
+            settings[f"{kind}_options"] = options
     if args.data_root:
         settings["data_root"] = args.data_root
     cfg = build.resolve(registry, RunConfig.from_dict(settings))
@@ -64,14 +92,19 @@ def main() -> None:
     print(
         f"{cfg.pretext} on {cfg.encoder} ({cfg.data}, {cfg.labels} labels, seed {cfg.seed}), {torch.get_num_threads()} threads"
     )
-    print("epoch  train_s  test_accuracy")
+    print("epoch  train_s  test_accuracy  (the epoch's mean training terms)")
 
     health = pretext.health
 
     def after_epoch(record: dict) -> str | None:  # called by the trainer after every epoch
         trained[0] += record["seconds"]
         print(
-            f"{record['epoch']:5d}  {trained[0]:7.0f}  {head_accuracy(pretext, test.images, test.labels, data.info):.4f}",
+            f"{record['epoch']:5d}  {trained[0]:7.0f}  {test_accuracy(pretext, data.labeled, test, data.info, cfg.seed):.4f}  "
+            + " ".join(
+                f"{k} {v:.4g}"
+                for k, v in record.items()
+                if k not in ("epoch", "seconds") and isinstance(v, float)
+            ),
             flush=True,
         )
         return health(record)
