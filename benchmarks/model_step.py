@@ -1,6 +1,6 @@
 """Model-only speed of a pretext's training step on pre-made tensors: plain eager PyTorch vs the engine's
-channels_last layout and its fused optimizers (one kernel for all parameters; and torch.compile with --compile). No data loading, no augmentation differences: the same
-batch every step, so the ratio isolates the model step.
+channels_last layout and its fused optimizers (one kernel for all parameters; and torch.compile with --compile).
+No data loading, no augmentation differences: the same batch every step, so the ratio isolates the model step.
 
     python benchmarks/model_step.py --pretext rotation --encoder convnet --threads 2
     python benchmarks/model_step.py --pretext fixmatch --threads 2     # the recipe's encoder; labeled batch / mu

@@ -35,7 +35,7 @@ from sslkit import (
     autocast,
     hookimpl,
 )
-from sslkit_builtins.evaluators.linear import choose_c, fit_logistic, standardization
+from sslkit_builtins.evaluators.linear import fit_probe
 from sslkit_builtins.evaluators.metrics import classification_report, save_confusion_csv
 
 
@@ -188,12 +188,9 @@ class FineTune:
         details: dict = {}
         if self.probe_init:
             x, y = ctx.features("labeled"), ctx.labeled.labels.cpu().long()
-            c, _ = choose_c(x, y, k, [0.01, 0.1, 1.0, 10.0], 5, ctx.seed, 300)
-            mean, std = standardization(x)
-            xs = (x - mean) / std
-            w, b = fit_logistic(xs, y, k, c, 300)
-            head_from_probe(model.head, w, b, mean.double(), std.double())
-            details["probe_C"] = c
+            probe = fit_probe(x, y, k, [0.01, 0.1, 1.0, 10.0], 5, ctx.seed, 300)
+            head_from_probe(model.head, probe.w, probe.b, probe.mean.double(), probe.std.double())
+            details["probe_C"] = probe.c
         start = {k: v.detach().clone() for k, v in model.state_dict().items()}
         losses = train_end_to_end(
             model,

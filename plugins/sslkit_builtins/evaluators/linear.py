@@ -6,6 +6,8 @@ split is touched once, for the final score."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import Tensor
 from torch.nn import functional as F
@@ -104,6 +106,29 @@ def choose_c(
     return float(best), {str(c): s for c, s in scores.items()}
 
 
+class Probe(NamedTuple):
+    """A fitted probe: ``logits(x) = ((x - mean) / std) @ w + b``, its ``c`` and the cross-validation scores."""
+
+    c: float
+    cv_scores: dict
+    mean: Tensor
+    std: Tensor
+    w: Tensor
+    b: Tensor
+
+    def logits(self, x: Tensor) -> Tensor:
+        return ((x - self.mean) / self.std).double() @ self.w + self.b
+
+
+def fit_probe(x: Tensor, y: Tensor, k: int, grid: list[float], folds: int, seed: int, max_iter: int) -> Probe:
+    """The linear probe on raw features ``x``: ``C`` by :func:`choose_c`, then the logistic regression on ``x``
+    standardized by its own statistics."""
+    c, cv_scores = choose_c(x, y, k, grid, folds, seed, max_iter)
+    mean, std = standardization(x)
+    w, b = fit_logistic((x - mean) / std, y, k, c, max_iter)
+    return Probe(c, cv_scores, mean, std, w, b)
+
+
 class LinearProbe:
     frozen_features = True  # reads ctx.features only: sslkit also scores the baselines with it
 
@@ -128,13 +153,10 @@ class LinearProbe:
         train_x, test_x = ctx.features("labeled"), ctx.features("test")
         train_y, test_y = ctx.labeled.labels.cpu(), ctx.test.labels.cpu()
         k = ctx.info.num_classes
-        c, cv_scores = choose_c(train_x, train_y, k, self.c_grid, self.folds, ctx.seed, self.max_iter)
-        mean, std = standardization(train_x)
-        train_x, test_x = (train_x - mean) / std, (test_x - mean) / std
-        w, b = fit_logistic(train_x, train_y, k, c, self.max_iter)
-        metrics, details = classification_report(test_x.double() @ w + b, test_y, ctx.info.classes)
-        metrics["train_accuracy"] = float(((train_x.double() @ w + b).argmax(1) == train_y).float().mean())
-        details.update({"C": c, "cv_accuracy": cv_scores})
+        probe = fit_probe(train_x, train_y, k, self.c_grid, self.folds, ctx.seed, self.max_iter)
+        metrics, details = classification_report(probe.logits(test_x), test_y, ctx.info.classes)
+        metrics["train_accuracy"] = float((probe.logits(train_x).argmax(1) == train_y).float().mean())
+        details.update({"C": probe.c, "cv_accuracy": probe.cv_scores})
         return EvalResult(metrics, save_confusion_csv(ctx.run_dir, "linear", details), details)
 
 

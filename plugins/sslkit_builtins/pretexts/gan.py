@@ -283,9 +283,9 @@ class DCGAN(_GAN):
 
 class SGAN(_GAN):
     """Semi-supervised GAN. The discriminator is ``encoder -> head`` with K class logits and the fake class's
-    logit fixed at 0 (Salimans et al.'s parametrization: an explicit K+1-th output is redundant). With ``ema`` > 0 the run saves and
-    evaluates a moving average of the discriminator (``self.encoder``, ``self.classifier``), as the Improved-GAN
-    code tests its averaged weights; the trained network is ``self.student``.
+    logit fixed at 0 (Salimans et al.'s parametrization: an explicit K+1-th output is redundant). With ``ema`` > 0
+    the run saves and evaluates a moving average of the discriminator (``self.encoder``, ``self.classifier``), as
+    the Improved-GAN code tests its averaged weights; the trained network is ``self.student``.
 
     The recipe for MNIST and Fashion-MNIST is the paper's MNIST model (``wn-mlp`` trunk, an MLP generator, a
     weight-normalized head after Gaussian noise, feature matching by the absolute gap of the means,
