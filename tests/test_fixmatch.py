@@ -104,6 +104,21 @@ def test_rand_augment_is_seeded_per_sample_and_keeps_range() -> None:
         A.rand_augment(x, ops=["identity", "blurr"])
 
 
+def test_augmentations_ignore_the_training_steps_autocast() -> None:
+    """Pretexts augment inside the step's bfloat16 autocast (CUDA; CPUs with native bfloat16): the transforms
+    still compute in the batch's float32, exactly as outside it (RGB: luma and colour matrices are products)."""
+    x = torch.rand(16, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    transforms = {
+        "rand_augment": lambda g: A.rand_augment(x, n_ops=3, generator=g),
+        "simclr_view": lambda g: A.simclr_view(x, blur=True, generator=g),
+    }
+    for name, transform in transforms.items():
+        plain = transform(torch.Generator().manual_seed(7))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            inside = transform(torch.Generator().manual_seed(7))
+        assert inside.dtype == torch.float32 and torch.equal(inside, plain), name
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_rand_augment_draws_the_same_parameters_on_cuda() -> None:
     x = torch.rand(32, 3, 32, 32, generator=torch.Generator().manual_seed(2))

@@ -10,6 +10,7 @@ that device instead.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 
@@ -49,6 +50,19 @@ def _randint(n: int, low: int, high: int, x: Tensor, generator: torch.Generator 
     return (
         low + (_rand(n, x, generator, dtype=torch.float64) * (high - low)).floor().clamp(max=high - low - 1)
     ).long()
+
+
+def _full_precision(transform: Callable[..., Tensor]) -> Callable[..., Tensor]:
+    """Run ``transform`` with autocast off, in the batch's own dtype. Pretexts augment inside the training step's
+    autocast, which would run the transforms' small matrix products (luma, colour matrices, blur) in bfloat16
+    and then mix dtypes."""
+
+    @functools.wraps(transform)
+    def in_full_precision(x: Tensor, *args, **kwargs) -> Tensor:
+        with torch.autocast(x.device.type, enabled=False):
+            return transform(x, *args, **kwargs)
+
+    return in_full_precision
 
 
 def _where(mask: Tensor, a: Tensor, b: Tensor) -> Tensor:
@@ -97,6 +111,7 @@ def _affine(x: Tensor, theta: Tensor, padding_mode: str = "zeros") -> Tensor:
     return F.grid_sample(x, grid, mode="bilinear", padding_mode=padding_mode, align_corners=False)
 
 
+@_full_precision
 def random_resized_crop(
     x: Tensor,
     scale: tuple[float, float] = (0.2, 1.0),
@@ -133,6 +148,7 @@ def random_resized_crop(
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
+@_full_precision
 def random_rotate(x: Tensor, degrees: float, generator: torch.Generator | None = None) -> Tensor:
     """Rotate each image by an angle drawn uniformly from [-degrees, degrees] (counter-clockwise positive);
     corners filled with zeros."""
@@ -143,6 +159,7 @@ def random_rotate(x: Tensor, degrees: float, generator: torch.Generator | None =
     return _affine(x, theta)
 
 
+@_full_precision
 def random_translate(x: Tensor, pad: int, generator: torch.Generator | None = None) -> Tensor:
     """Shift each image by up to ``pad`` whole pixels in each direction, filling with zeros (airbench's
     batch_crop of a padded batch)."""
@@ -162,6 +179,7 @@ def random_translate(x: Tensor, pad: int, generator: torch.Generator | None = No
 # ------------------------------------------------------------------------------------------ colour
 
 
+@_full_precision
 def grayscale(x: Tensor) -> Tensor:
     """ITU-R 601 luma, repeated over the channels (identity for one-channel images)."""
     if x.shape[1] == 1:
@@ -180,6 +198,7 @@ def random_grayscale(x: Tensor, p: float = 0.2, generator: torch.Generator | Non
     return _where(_rand(len(x), x, generator) < p, grayscale(x), x)
 
 
+@_full_precision
 def color_jitter(
     x: Tensor,
     brightness: float = 0.4,
@@ -238,6 +257,7 @@ def _hue_matrix(turns: Tensor) -> Tensor:
 # --------------------------------------------------------------------------------- blur and noise
 
 
+@_full_precision
 def gaussian_blur(
     x: Tensor,
     sigma: tuple[float, float] = (0.1, 2.0),
@@ -425,6 +445,7 @@ def _geometric_theta(name: str, m: Tensor) -> Tensor:
     return theta
 
 
+@_full_precision
 def rand_augment(
     x: Tensor,
     n_ops: int = 2,
