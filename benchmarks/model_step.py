@@ -1,19 +1,24 @@
 """Model-only speed of a pretext's training step on pre-made tensors: plain eager PyTorch vs the engine's
-channels_last layout and its fused optimizers (one kernel for all parameters; and torch.compile with --compile).
+channels_last layout and its fused optimizers (one kernel for all parameters; and torch.compile with --compile),
+and, on a CPU with native bfloat16, the bfloat16 autocast a run then uses for its training steps.
 No data loading, no augmentation differences: the same batch every step, so the ratio isolates the model step.
 
     python benchmarks/model_step.py --pretext rotation --encoder convnet --threads 2
     python benchmarks/model_step.py --pretext fixmatch --threads 2     # the recipe's encoder; labeled batch / mu
+    python benchmarks/model_step.py --pretext fixmatch --encoder-opt stages=2 --encoder-opt convs=3  # its old layout
     python benchmarks/model_step.py --pretext sgan --encoder wn-mlp --optimizer adam --batch-size 100
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 import torch
 
+from sslkit.build import cpu_has_bfloat16
+from sslkit.config import parse_assignments
 from sslkit.engine.loop import prepare_model
 from sslkit.interfaces import Batch, DataInfo
 from sslkit.registry import load_registry
@@ -33,6 +38,7 @@ def build(registry, args, info):
     recipe = getattr(registry.get("pretext", args.pretext).component.factory, "defaults", {})
     name = args.encoder or recipe.get("encoder", "convnet")
     options = {} if args.encoder else recipe.get("encoder_options", {})
+    options = {**options, **parse_assignments(args.encoder_opt, "--encoder-opt")}
     encoder = registry.build("encoder", name, info.in_chans, info.image_size, options=options)
     pretext = registry.build("pretext", args.pretext, encoder, info)
     return pretext, pretext.make_optimizers(0.01, 5e-4 if args.optimizer == "sgd" else 0.0, args.optimizer)
@@ -52,6 +58,7 @@ def main() -> None:
     )
     parser.add_argument("--pretext", default="rotation")
     parser.add_argument("--encoder", help="default: the pretext's recipe, else convnet")
+    parser.add_argument("--encoder-opt", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], default="sgd")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=20)
@@ -76,6 +83,11 @@ def main() -> None:
     pretext, opts = build(registry, args, info)
     prepare_model(pretext, torch.device("cpu"), compile=False)
     rows.append(("channels_last, fused", images_per_second(pretext, opts, batch, args.steps, 3)))
+    if cpu_has_bfloat16():  # what a run does by default on such a CPU (--no-amp: the row above)
+        pretext, opts = build(registry, args, info)
+        prepare_model(pretext, torch.device("cpu"), compile=False)
+        bf16 = dataclasses.replace(batch, amp=torch.bfloat16)
+        rows.append(("+ bfloat16 autocast", images_per_second(pretext, opts, bf16, args.steps, 3)))
     if args.compile:
         pretext, opts = build(registry, args, info)
         prepare_model(pretext, torch.device("cpu"), compile=True)
@@ -94,8 +106,9 @@ def main() -> None:
         + " ".join(
             f"--{k.replace('_', '-')} {v}"
             for k, v in vars(args).items()
-            if not isinstance(v, bool) and v is not None
+            if not isinstance(v, (bool, list)) and v is not None
         )
+        + "".join(f" --encoder-opt {o}" for o in args.encoder_opt)
         + (" --compile" if args.compile else "")
     )
 

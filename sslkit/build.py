@@ -43,9 +43,21 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def amp_dtype(cfg: RunConfig, device: torch.device) -> torch.dtype | None:
-    """The autocast precision of a run's training and evaluation: bfloat16 on CUDA unless ``--no-amp``."""
-    return torch.bfloat16 if cfg.amp and device.type == "cuda" else None
+def cpu_has_bfloat16() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX tiles)."""
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
+
+
+def amp_dtype(cfg: RunConfig, device: torch.device, training: bool = False) -> torch.dtype | None:
+    """The autocast precision unless ``--no-amp``: bfloat16 on CUDA; on a CPU with native bfloat16, for the
+    training steps only (1.4x faster steps for FixMatch's convnet; evaluation stays in float32 there, so
+    features computed later from the saved encoder match the run's own)."""
+    if not cfg.amp:
+        return None
+    if device.type == "cuda" or (device.type == "cpu" and training and cpu_has_bfloat16()):
+        return torch.bfloat16
+    return None
 
 
 def resolve(registry: Registry, cfg: RunConfig) -> RunConfig:

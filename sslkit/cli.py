@@ -82,7 +82,13 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
         "--seed", type=int, help="seeds the label draw, the model and every augmentation (default 0)"
     )
     g.add_argument("--device", help="auto (cuda if present), cpu, cuda, cuda:N")
-    g.add_argument("--no-amp", dest="amp", action="store_const", const=False, help="full precision on CUDA")
+    g.add_argument(
+        "--no-amp",
+        dest="amp",
+        action="store_const",
+        const=False,
+        help="full precision (default: bfloat16 autocast on CUDA, and for training on CPUs with native bfloat16)",
+    )
     g.add_argument("--compile", action="store_const", const=True, help="torch.compile the pretext's modules")
     g.add_argument(
         "--sync-batchnorm",

@@ -40,7 +40,7 @@ class RunConfig:
     eval: list[str] = field(default_factory=lambda: ["linear"])
     baselines: bool = True  # also score frozen-feature evaluators on a random-init encoder and raw pixels
     out: str = "runs"
-    amp: bool = True  # bfloat16 autocast on CUDA; ignored on CPU
+    amp: bool = True  # bfloat16 autocast on CUDA, and for training on CPUs with native bfloat16
     compile: bool = False
     sync_batchnorm: bool = False  # under torchrun on GPUs: batch-norm statistics over all ranks
     checkpoint_every: float = 300.0  # seconds between mid-epoch checkpoints (0: only at epoch ends)

@@ -119,7 +119,7 @@ def _run(
                 f"[bold]run[/] {run_dir}  ({info.name}: {len(labeled)} labeled, {len(pool)} unlabeled, "
                 f"{len(data.bundle.test)} test; {cfg.pretext} on {cfg.encoder}, {schedule.epochs} epochs, {device})"
             )
-        amp = build.amp_dtype(cfg, device)
+        amp = build.amp_dtype(cfg, device, training=True)
         t0 = time.perf_counter()
         history, steps = pretrain(
             pretext, pool, labeled, schedule, device, amp, cfg.seed, run_dir, resume, quiet

@@ -214,5 +214,9 @@ def test_run_and_eval_choose_the_same_precision_explicitly() -> None:
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
     assert build.amp_dtype(RunConfig(), cuda) == torch.bfloat16  # run and eval both ask this one function
     assert build.amp_dtype(RunConfig(amp=False), cuda) is None and build.amp_dtype(RunConfig(), cpu) is None
+    # CPU training steps run in bfloat16 where the CPU multiplies it natively, and never under --no-amp
+    native = torch.bfloat16 if build.cpu_has_bfloat16() else None
+    assert build.amp_dtype(RunConfig(), cpu, training=True) == native
+    assert build.amp_dtype(RunConfig(amp=False), cpu, training=True) is None
     ctx = sslkit.EvalContext(None, None, None, None, None, None, cpu, None, 0, torch.bfloat16)
     assert ctx.autocast().fast_dtype == torch.bfloat16 and not sslkit.autocast(cpu, None)._enabled
