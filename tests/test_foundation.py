@@ -14,6 +14,7 @@ import torch
 
 from sslkit.cli import main
 from sslkit.config import RunConfig
+from sslkit.errors import UsageError
 from sslkit.registry import load_registry
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -208,3 +209,19 @@ def test_epochs_zero_evaluates_the_encoder_as_built(tmp_path) -> None:
     assert (
         results["labeled"] == 1300 and results["results"]["knn"]["accuracy"] > 0.5
     )  # random convnet features
+
+
+def test_convnet_stages_and_convs_reshape_it(registry) -> None:
+    reference = registry.build("encoder", "convnet", 1, 28)  # 2 stages of 3 convs, pooled twice, flattened
+    convs = [m for m in reference.trunk if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [32, 32, 32, 64, 64, 64] and reference.feature_dim == 64 * 7 * 7
+    fixmatch = registry.build(
+        "encoder", "convnet", 1, 28, options={"width": 16, "pool": "avg", "stages": 3, "convs": 2}
+    )
+    convs = [m for m in fixmatch.trunk if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [16, 16, 32, 32, 64, 64]
+    # average pooling reads the last stage's 7x7 map whole: no max-pool after it
+    assert fixmatch.feature_map(torch.zeros(2, 1, 28, 28)).shape == (2, 64, 7, 7)
+    assert fixmatch(torch.zeros(2, 1, 28, 28)).shape == (2, fixmatch.feature_dim) == (2, 64)
+    with pytest.raises(UsageError, match="stages and convs"):
+        registry.build("encoder", "convnet", 1, 8, options={"stages": 4})
