@@ -95,6 +95,7 @@ def _run(
     run_dir = Path(
         dist.broadcast_object(run_dir)
     )  # every rank writes its checkpoints' share to rank 0's directory
+    amp = build.amp_dtype(cfg, device, training=True)
     with rundir.locked(run_dir) if rank0 else contextlib.nullcontext():
         if resume is None and rank0:
             record = {
@@ -110,6 +111,7 @@ def _run(
                 },
                 "info": dataclasses.asdict(info),
                 "device": str(device),
+                "training_precision": str(amp or torch.float32).removeprefix("torch."),
                 "init": rundir.provenance(Path(cfg.init)) if cfg.init else None,
                 **rundir.environment(),
             }
@@ -117,9 +119,9 @@ def _run(
         if not quiet and rank0:
             log(
                 f"[bold]run[/] {run_dir}  ({info.name}: {len(labeled)} labeled, {len(pool)} unlabeled, "
-                f"{len(data.bundle.test)} test; {cfg.pretext} on {cfg.encoder}, {schedule.epochs} epochs, {device})"
+                f"{len(data.bundle.test)} test; {cfg.pretext} on {cfg.encoder}, {schedule.epochs} epochs, {device}"
+                f"{', bfloat16 steps' if amp else ''})"
             )
-        amp = build.amp_dtype(cfg, device, training=True)
         t0 = time.perf_counter()
         history, steps = pretrain(
             pretext, pool, labeled, schedule, device, amp, cfg.seed, run_dir, resume, quiet

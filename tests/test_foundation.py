@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from sslkit.build import cpu_has_bfloat16
 from sslkit.cli import main
 from sslkit.config import RunConfig
 from sslkit.errors import UsageError
@@ -114,6 +115,7 @@ def test_digits_quick_start_end_to_end(tmp_path, capsys) -> None:
     config = json.loads((run_dir / "config.json").read_text())
     assert config["data"]["labeled"] == 100 and config["versions"]["torch"]
     assert config["config"]["pretext"] == "fixmatch" and config["config"]["encoder"] == "convnet"
+    assert config["training_precision"] == ("bfloat16" if cpu_has_bfloat16() else "float32")
     assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == config["schedule"]["epochs"]
     summary = json.loads((run_dir / "results.json").read_text())
     accuracy = summary["results"]["linear"]["accuracy"]
