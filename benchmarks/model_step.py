@@ -94,7 +94,8 @@ def main() -> None:
         rows.append(("fused + compile", images_per_second(pretext, opts, batch, args.steps, 3)))
     labeled = len(batch.labeled_images) if batch.labeled_images is not None else 0
     print(
-        f"{args.pretext} on {args.encoder or 'its recipe encoder'}, batch {args.batch_size} "
+        f"{args.pretext} on {args.encoder or 'its recipe encoder'}{' '.join(['', *args.encoder_opt])}, "
+        f"batch {args.batch_size} "
         f"(+{labeled} labeled), {args.threads} threads, 28x28x1"
     )
     for name, ips in rows:
