@@ -37,8 +37,10 @@ def build(registry, args, info):
     torch.manual_seed(0)
     recipe = getattr(registry.get("pretext", args.pretext).component.factory, "defaults", {})
     name = args.encoder or recipe.get("encoder", "convnet")
-    options = {} if args.encoder else recipe.get("encoder_options", {})
-    options = {**options, **parse_assignments(args.encoder_opt, "--encoder-opt")}
+    options = {
+        **({} if args.encoder else recipe.get("encoder_options", {})),
+        **parse_assignments(args.encoder_opt, "--encoder-opt"),
+    }
     encoder = registry.build("encoder", name, info.in_chans, info.image_size, options=options)
     pretext = registry.build("pretext", args.pretext, encoder, info)
     return pretext, pretext.make_optimizers(0.01, 5e-4 if args.optimizer == "sgd" else 0.0, args.optimizer)
@@ -93,9 +95,9 @@ def main() -> None:
         prepare_model(pretext, torch.device("cpu"), compile=True)
         rows.append(("fused + compile", images_per_second(pretext, opts, batch, args.steps, 3)))
     labeled = len(batch.labeled_images) if batch.labeled_images is not None else 0
+    encoder_opts = "".join(f" --encoder-opt {o}" for o in args.encoder_opt)
     print(
-        f"{args.pretext} on {args.encoder or 'its recipe encoder'}{' '.join(['', *args.encoder_opt])}, "
-        f"batch {args.batch_size} "
+        f"{args.pretext} on {args.encoder or 'its recipe encoder'}{encoder_opts}, batch {args.batch_size} "
         f"(+{labeled} labeled), {args.threads} threads, 28x28x1"
     )
     for name, ips in rows:
@@ -109,7 +111,7 @@ def main() -> None:
             for k, v in vars(args).items()
             if not isinstance(v, (bool, list)) and v is not None
         )
-        + "".join(f" --encoder-opt {o}" for o in args.encoder_opt)
+        + encoder_opts
         + (" --compile" if args.compile else "")
     )
 

@@ -51,7 +51,7 @@ def cpu_has_bfloat16() -> bool:
 
 def amp_dtype(cfg: RunConfig, device: torch.device, training: bool = False) -> torch.dtype | None:
     """The autocast precision unless ``--no-amp``: bfloat16 on CUDA; on a CPU with native bfloat16, for the
-    training steps only (1.4x faster steps for FixMatch's convnet; evaluation stays in float32 there, so
+    training steps only (benchmarks/model_step.py measures the gain; evaluation stays in float32 there, so
     features computed later from the saved encoder match the run's own)."""
     if not cfg.amp:
         return None
