@@ -111,12 +111,14 @@ class Batch:
     """One training step's input, on the training device, as float images in [0, 1].
 
     ``labeled_images``/``labels`` are filled only for pretexts with ``uses_labels = True``; ``amp`` is the autocast
-    precision the run chose (bfloat16 on CUDA, None for full precision): wrap forward passes in ``batch.autocast()``."""
+    precision the run chose (bfloat16 on CUDA, None for full precision): wrap forward passes in ``batch.autocast()``.
+    ``index``: where ``images`` sit in the pool :meth:`Pretext.prepare` saw (for per-image state), when known."""
 
     images: Tensor
     labeled_images: Tensor | None = None
     labels: Tensor | None = None
     amp: torch.dtype | None = None
+    index: Tensor | None = None
 
     def autocast(self) -> torch.autocast:
         return autocast(self.images.device, self.amp)
@@ -148,6 +150,10 @@ class Pretext(nn.Module):
         super().__init__()
         self.encoder = encoder
         self.info = info
+
+    def prepare(self, pool: Tensor, labeled: Split | None) -> None:
+        """Called once before training (again when a run resumes) with the uint8 pool and the labeled split, for
+        pretexts that precompute something over the whole data. Must be deterministic: resume relies on it."""
 
     def losses(self, batch: Batch) -> dict[str, Tensor]:
         raise NotImplementedError

@@ -80,6 +80,7 @@ class Trainer:
             if self.world > 1
             else self.pretext
         )
+        self.pretext.prepare(self.pool, self.labeled)
         s = self.schedule
         self.optimizers = self.pretext.make_optimizers(s.lr, s.weight_decay, s.optimizer)
         total = s.epochs * self.steps_per_epoch
@@ -164,7 +165,7 @@ class Trainer:
             assert self.labeled is not None
             images = _to_float(self.labeled.images[index], self.device)
             return Batch(images, images, self.labeled.labels[index].to(self.device), self.amp)
-        batch = Batch(_to_float(self.pool[index], self.device), amp=self.amp)
+        batch = Batch(_to_float(self.pool[index], self.device), amp=self.amp, index=index)
         if self.pretext.uses_labels:
             assert self.labeled is not None and len(self.labeled) > 0
             # drawn with replacement from this rank's stream (under torchrun each rank's own, see __post_init__)
