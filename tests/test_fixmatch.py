@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from sslkit_builtins.pretexts.fixmatch import align_distribution, consistency_loss, pseudo_labels
+from sslkit_builtins.pretexts.fixmatch import (
+    align_distribution,
+    consistency_loss,
+    pixel_embedding,
+    propagate_labels,
+    pseudo_labels,
+    with_prior,
+)
 from torchvision.transforms.v2 import functional as TF
 
 from sslkit.cli import main
@@ -42,6 +49,39 @@ def test_distribution_alignment_by_hand() -> None:
     first = torch.tensor([0.6 * 2, 0.4 * (2 / 3)])
     assert torch.allclose(out[0], first / first.sum())
     assert torch.allclose(out.sum(1), torch.ones(2))
+
+
+def test_product_with_the_graph_prior_by_hand() -> None:
+    probs = torch.tensor([[0.9, 0.1], [0.5, 0.5], [1.0, 0.0]])
+    prior = torch.tensor([[0.1, 0.9], [0.2, 0.8], [0.0, 1.0]])
+    out = with_prior(probs, prior)
+    assert torch.allclose(out[0], torch.tensor([0.5, 0.5]))  # 0.09 against 0.09
+    assert torch.allclose(out[1], torch.tensor([0.2, 0.8]))
+    assert torch.equal(out[2], torch.tensor([0.5, 0.5]))  # the experts exclude each other: uniform
+
+
+def test_label_propagation_follows_the_chain_not_the_nearest_label() -> None:
+    # two chains of points on the unit circle, 0.05 rad apart; labeled: the first point of each. The end of the
+    # first chain (0.9 rad) is nearer the second chain's label (1.2 rad) than its own (0 rad), but it is linked to
+    # its own label through its chain, and the graph (2 neighbours) has no edge across the 0.3 rad gap.
+    angles = torch.cat([torch.arange(19) * 0.05, 1.2 + torch.arange(21) * 0.05])
+    points = torch.stack([angles.cos(), angles.sin()], 1)
+    labels = torch.full((40,), -1)
+    labels[0], labels[19] = 0, 1
+    out = propagate_labels(points, labels, 2, neighbours=2)
+    assert out.argmax(1).tolist() == [0] * 19 + [1] * 21
+    assert torch.allclose(out.sum(1), torch.ones(40))
+    nearest_label = (points @ points[[0, 19]].T).argmax(1)
+    assert nearest_label[18] == 1  # what a nearest-labeled-image rule would say
+
+
+def test_pixel_embedding_is_deterministic_unit_and_chunked() -> None:
+    images = (torch.rand(50, 3, 40, 40, generator=torch.Generator().manual_seed(1)) * 255).to(torch.uint8)
+    one = pixel_embedding(images, dims=8)
+    assert one.shape == (50, 8) and torch.allclose(one.norm(dim=1), torch.ones(50), atol=1e-5)
+    assert torch.equal(one, pixel_embedding(images, dims=8))
+    chunked = pixel_embedding(images, dims=8, chunk=7)
+    assert torch.allclose(chunked.abs(), one.abs(), atol=1e-4)  # each component up to its sign
 
 
 # ------------------------------------------------------------------------------------- RandAugment
@@ -172,6 +212,7 @@ def test_a_few_dozen_steps_on_mnist_lower_the_loss_and_raise_the_mask_rate(regis
         ({"mu": 0}, "mu must be at least 1"),
         ({"ema": 1.0}, "ema must be in [0, 1)"),
         ({"cutout": 2.0}, "cutout in [0, 1]"),
+        ({"graph": "edges"}, "graph must be one of pixels, none, got 'edges'"),
     ],
 )
 def test_bad_options_are_one_line_errors(options: dict, message: str, tmp_path: Path, capsys) -> None:

@@ -9,17 +9,31 @@ through the network together, so batch norm sees labeled and pool images alike.
 What the run saves and evaluates is an exponential moving average of the weights (batch-norm statistics copied):
 ``self.encoder`` is that average, ``self.student`` the network the optimizer trains. ``align=true`` adds
 ReMixMatch's distribution alignment (pseudo-label probabilities rescaled by the labeled class prior over the
-running mean of the predictions)."""
+running mean of the predictions).
+
+``graph="pixels"`` (the default) multiplies each weak-view prediction by a prior that does not drift with the
+network: label propagation (Zhou et al. 2004) from the labeled images over a k-nearest-neighbour graph of the
+pool's pixels (their top principal components), computed once before training. A mode of a class that no labeled
+image shows (crossed sevens in MNIST-100) is reached through the pool's own images instead of being claimed by
+whichever class the network's local features first liken it to (docs/benchmarks.md)."""
 
 from __future__ import annotations
 
 import copy
 
+import faiss
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from sslkit import Batch, Component, DataInfo, Pretext, UsageError, augment, hookimpl, update_average
+from sslkit import Batch, Component, DataInfo, Pretext, Split, UsageError, augment, hookimpl, update_average
+
+GRAPHS = ("pixels", "none")
+GRAPH_SIDE = 32  # larger images are area-downsampled to this side before the principal components
+GRAPH_DIMS = 64  # principal components the neighbours are found in
+GRAPH_NEIGHBOURS = 10
+DIFFUSION_ALPHA = 0.99
+DIFFUSION_STEPS = 20
 
 # ------------------------------------------------------------------------------------------ losses
 
@@ -41,6 +55,77 @@ def align_distribution(probs: Tensor, prior: Tensor, running_mean: Tensor) -> Te
     """ReMixMatch's distribution alignment: ``p * prior / running_mean``, renormalized to sum to 1."""
     aligned = probs * (prior / running_mean.clamp_min(1e-6))
     return aligned / aligned.sum(1, keepdim=True)
+
+
+def with_prior(probs: Tensor, prior: Tensor) -> Tensor:
+    """Product of two experts: ``p * prior``, renormalized to sum to 1 (uniform where the product vanishes)."""
+    joint = probs * prior
+    total = joint.sum(1, keepdim=True)
+    return torch.where(total > 0, joint / total.clamp_min(1e-30), torch.full_like(joint, 1 / joint.shape[1]))
+
+
+# ------------------------------------------------------------------------------------------ graph prior
+
+
+def _pixel_rows(images: Tensor) -> Tensor:
+    """uint8 images -> flattened float rows, each centred and of unit norm (downsampled to ``GRAPH_SIDE``)."""
+    x = images.cpu().float()
+    if max(x.shape[-2:]) > GRAPH_SIDE:
+        x = F.adaptive_avg_pool2d(x, GRAPH_SIDE)
+    x = x.flatten(1)
+    return F.normalize(x - x.mean(1, keepdim=True), dim=1)
+
+
+def pixel_embedding(images: Tensor, dims: int = GRAPH_DIMS, chunk: int = 8192) -> Tensor:
+    """Each image as a unit vector in the top ``dims`` principal components of its centred, unit-norm pixels.
+    Exact and deterministic (an eigendecomposition of the covariance, accumulated in chunks)."""
+    n = len(images)
+    total, gram = None, None
+    for start in range(0, n, chunk):
+        rows = _pixel_rows(images[start : start + chunk]).double()
+        total = rows.sum(0) if total is None else total + rows.sum(0)
+        gram = rows.T @ rows if gram is None else gram + rows.T @ rows
+    assert total is not None and gram is not None
+    mean = total / n
+    _, vectors = torch.linalg.eigh(gram / n - torch.outer(mean, mean))
+    basis = vectors[:, -min(dims, len(mean)) :].float()
+    out = torch.cat([(_pixel_rows(images[s : s + chunk]) - mean.float()) @ basis for s in range(0, n, chunk)])
+    return F.normalize(out, dim=1)
+
+
+def propagate_labels(
+    embedding: Tensor,
+    labels: Tensor,
+    num_classes: int,
+    neighbours: int = GRAPH_NEIGHBOURS,
+    alpha: float = DIFFUSION_ALPHA,
+    steps: int = DIFFUSION_STEPS,
+) -> Tensor:
+    """Label propagation (Zhou et al. 2004) over the symmetric k-NN graph of unit vectors ``embedding``: edge
+    weights are cosine similarities cubed (Iscen et al. 2019), symmetrically normalized; ``F <- alpha W F + Y``
+    ``steps`` times from the one-hot ``Y`` of the nodes with ``labels >= 0``. Returns each node's class
+    distribution (uniform where no label reaches it)."""
+    n = len(embedding)
+    k = min(neighbours, n - 1)
+    index = faiss.IndexFlatIP(embedding.shape[1])
+    vectors = embedding.float().contiguous().numpy()
+    index.add(vectors)
+    similarity, neighbour = index.search(vectors, k + 1)  # the first hit is the node itself
+    weight = torch.from_numpy(similarity[:, 1:]).clamp_min(0).pow(3).flatten()
+    source = torch.arange(n).repeat_interleave(k)
+    target = torch.from_numpy(neighbour[:, 1:]).flatten().long()
+    source, target = torch.cat([source, target]), torch.cat([target, source])  # W + W^T
+    weight = torch.cat([weight, weight])
+    degree = torch.zeros(n).index_add_(0, source, weight).clamp_min(1e-12)
+    weight = weight * degree[source].rsqrt() * degree[target].rsqrt()
+    seeds = torch.zeros(n, num_classes)
+    known = labels >= 0
+    seeds[known.nonzero().squeeze(1), labels[known]] = 1
+    scores = seeds.clone()
+    for _ in range(steps):
+        spread = torch.zeros_like(scores).index_add_(0, source, weight.unsqueeze(1) * scores[target])
+        scores = alpha * spread + seeds
+    return with_prior(scores.clamp_min(0), torch.ones(num_classes))
 
 
 # ------------------------------------------------------------------------------------------ method
@@ -74,6 +159,7 @@ class FixMatch(Pretext):
         align: bool = False,
         strong_ops: int = 2,
         cutout: float = 0.25,
+        graph: str = "pixels",
     ) -> None:
         if info.multilabel:
             raise UsageError("fixmatch needs single-label data; this dataset is multi-label")
@@ -90,6 +176,8 @@ class FixMatch(Pretext):
                 f"fixmatch options strong_ops >= 0 and cutout in [0, 1] (a share of the side), "
                 f"got {strong_ops} and {cutout}"
             )
+        if graph not in GRAPHS:
+            raise UsageError(f"fixmatch option graph must be one of {', '.join(GRAPHS)}, got {graph!r}")
         # the trained network is the student; the encoder the run saves and evaluates is its moving average
         student = nn.ModuleDict(
             {"encoder": encoder, "classifier": nn.Linear(encoder.feature_dim, info.num_classes)}
@@ -101,10 +189,21 @@ class FixMatch(Pretext):
         self.student = student
         self.classifier = average["classifier"]
         self.threshold, self.mu, self.lambda_u, self.ema = threshold, mu, lambda_u, ema
-        self.align, self.strong_ops = align, strong_ops
+        self.align, self.strong_ops, self.graph = align, strong_ops, graph
+        self.graph_prior: Tensor | None = None  # (pool, classes), from prepare(); recomputed on resume
         self.cutout_size = round(cutout * info.image_size)
         self.register_buffer("prediction_mean", torch.full((info.num_classes,), 1 / info.num_classes))
         self.register_buffer("average_steps", torch.zeros((), dtype=torch.long))
+
+    def prepare(self, pool: Tensor, labeled: Split | None) -> None:
+        if self.graph == "none":
+            return
+        if labeled is None or len(labeled) == 0:
+            raise UsageError("fixmatch needs labeled images (--labels)")
+        embedding = pixel_embedding(torch.cat([labeled.images.cpu(), pool.cpu()]))
+        labels = torch.cat([labeled.labels.cpu(), torch.full((len(pool),), -1, dtype=torch.long)])
+        prior = propagate_labels(embedding, labels, self.info.num_classes)[len(labeled) :]
+        self.graph_prior = prior.to(pool.device)
 
     def labeled_batch_size(self, pool_batch: int) -> int:
         return max(1, pool_batch // self.mu)
@@ -129,6 +228,14 @@ class FixMatch(Pretext):
                 self.prediction_mean.lerp_(probs.mean(0), 0.001)
                 prior = torch.bincount(batch.labels, minlength=self.info.num_classes).float() + 1
                 probs = align_distribution(probs, prior / prior.sum(), self.prediction_mean)
+            if self.graph != "none":
+                if self.graph_prior is None or batch.index is None:
+                    raise RuntimeError(
+                        "fixmatch's graph prior needs prepare() and batches with their pool index"
+                    )
+                probs = with_prior(
+                    probs, self.graph_prior[batch.index.to(self.graph_prior.device)].to(probs.device)
+                )
             targets, mask = pseudo_labels(probs, self.threshold)
         unlabeled = consistency_loss(strong_logits, targets, mask)
         return {
