@@ -20,11 +20,17 @@ import torch
 from sslkit.build import cpu_has_bfloat16
 from sslkit.config import parse_assignments
 from sslkit.engine.loop import prepare_model
-from sslkit.interfaces import Batch, DataInfo
+from sslkit.interfaces import Batch, DataInfo, Split
 from sslkit.registry import load_registry
 
 
+def as_uint8(images: torch.Tensor) -> torch.Tensor:
+    return (images * 255).round().to(torch.uint8)
+
+
 def images_per_second(pretext, optimizers, batch: Batch, steps: int, warmup: int) -> float:
+    labeled = None if batch.labels is None else Split(as_uint8(batch.labeled_images), batch.labels)
+    pretext.prepare(as_uint8(batch.images), labeled)  # the batch is the whole data (fixmatch's graph prior)
     for _ in range(warmup):
         pretext.train_step(batch, optimizers, pretext)
     start = time.perf_counter()
@@ -70,13 +76,15 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     registry = load_registry()
     info = DataInfo("28x28 gray", [str(i) for i in range(10)], 1, 28, (0.5,), (0.5,))
-    batch = Batch(torch.rand(args.batch_size, 1, 28, 28))
+    batch = Batch(torch.rand(args.batch_size, 1, 28, 28), index=torch.arange(args.batch_size))
 
     rows = []
     pretext, opts = build(registry, args, info)
     if pretext.uses_labels:  # semi-supervised: a labeled batch beside the pool batch
         n = pretext.labeled_batch_size(args.batch_size)
-        batch = Batch(batch.images, torch.rand(n, 1, 28, 28), torch.arange(n) % 10)
+        batch = dataclasses.replace(
+            batch, labeled_images=torch.rand(n, 1, 28, 28), labels=torch.arange(n) % 10
+        )
     eager = images_per_second(pretext, unfused(opts), batch, args.steps, 3)
     rows.append(("eager (contiguous), loop", eager))
     pretext, opts = build(registry, args, info)
