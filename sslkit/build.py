@@ -149,7 +149,7 @@ def build_pretext(registry: Registry, cfg: RunConfig, encoder: nn.Module, info: 
 
 def recipe(registry: Registry, cfg: RunConfig) -> dict[str, Any]:
     """The pretext's recipe for ``cfg``: its ``defaults`` (epochs, batch_size, lr, weight_decay, optimizer,
-    warmup_epochs; encoder, encoder_options, pretext_options), overridden by ``defaults["data"][cfg.data]`` when
+    warmup_epochs; encoder, encoder_options, pretext_options; pretrain), overridden by ``defaults["data"][cfg.data]`` when
     the pretext declares a recipe of its own for that dataset and the run uses that recipe's encoder (the one it
     names, or none given)."""
     defaults = dict(getattr(registry.get("pretext", cfg.pretext).component.factory, "defaults", {}))
@@ -157,6 +157,28 @@ def recipe(registry: Registry, cfg: RunConfig) -> dict[str, Any]:
     if special and cfg.encoder in (None, special.get("encoder", defaults.get("encoder"))):
         defaults.update(special)
     return defaults
+
+
+def pretrain_stage(registry: Registry, cfg: RunConfig) -> RunConfig | None:
+    """The run that trains ``cfg``'s encoder first when its recipe names a pretraining stage (``defaults["pretrain"]
+    = {"pretext": ..., "epochs": ...}``): the same data, label draw, seed and encoder, that pretext's own recipe,
+    no evaluators. None without a stage, with ``--init`` (the start is given) or with ``--no-pretrain``."""
+    stage = recipe(registry, cfg).get("pretrain")
+    if stage is None or cfg.init is not None or not cfg.pretrain:
+        return None
+    stage_cfg = dataclasses.replace(
+        cfg,
+        pretext=stage["pretext"],
+        epochs=stage["epochs"],
+        init=None,
+        **dict.fromkeys(("batch_size", "lr", "weight_decay", "optimizer", "wandb")),
+        pretext_options={},
+        eval=[],
+        eval_options={},
+        baselines=False,
+        tsne_points=0,
+    )
+    return resolve(registry, stage_cfg)
 
 
 def schedule(registry: Registry, cfg: RunConfig) -> Schedule:

@@ -58,6 +58,13 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
         metavar="RUN_DIR",
         help="start from another run's trained encoder (e.g. rotation -> fixmatch)",
     )
+    g.add_argument(
+        "--no-pretrain",
+        dest="pretrain",
+        action="store_const",
+        const=False,
+        help="skip the recipe's pretraining stage (fixmatch on fashion-mnist starts from 1 epoch of rotation)",
+    )
     g.add_argument("--data", help="dataset: digits, mnist, fashion-mnist, svhn, ... (default digits)")
     g.add_argument(
         "--labels", help="labeled images, balanced over classes and seeded, or 'all' (default 100)"
@@ -243,6 +250,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         "pretext",
         "encoder",
         "init",
+        "pretrain",
         "data",
         "labels_per_class",
         "pool_size",
@@ -323,7 +331,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             if k not in ("command", "resume", "debug") and v not in (None, [])
         ]
         if given:  # refused rather than silently ignored: a resumed run keeps the settings it started with
-            negated = {"amp": "no-amp", "download": "no-download", "baselines": "no-baselines"}
+            negated = {name: f"no-{name}" for name in ("amp", "download", "baselines", "pretrain")}
             flags = ", ".join("--" + negated.get(g, g.replace("_", "-")) for g in given)
             raise UsageError(f"--resume continues a run with its own settings; drop {flags}")
         result = run(RunConfig(), resume=Path(args.resume), registry=registry)

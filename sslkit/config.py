@@ -27,6 +27,7 @@ class RunConfig:
     labels: int | None = 100  # None: every training label
     labels_per_class: int | None = None
     init: str | None = None  # a run directory whose saved encoder starts this run
+    pretrain: bool = True  # run the recipe's pretraining stage first, where it has one (not with --init)
     pool_size: int | None = None  # pretrain on a seeded random subset of this many unlabeled images
     epochs: int | None = None  # None: the pretext's recipe
     batch_size: int | None = None

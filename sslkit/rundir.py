@@ -30,6 +30,7 @@ CHECKPOINT = "checkpoint.pt"  # the training state, for --resume
 LOCK = "run.lock"  # the pid of the process using the directory
 REPORT = "report.html"
 EVENTS = "tensorboard"  # TensorBoard event files
+PRETRAIN = "pretrain"  # the run directory of the recipe's pretraining stage, inside the run's own
 
 
 def create(parent: Path, name: str) -> Path:

@@ -1,5 +1,5 @@
 """``sslkit run`` (and :func:`sslkit.run` from Python): config -> registry -> data and label budget -> encoder +
-pretext -> training -> evaluators -> report. This module orchestrates; :mod:`sslkit.build` builds and
+pretext (from the recipe's pretraining stage, a run of its own, where it has one) -> training -> evaluators -> report. This module orchestrates; :mod:`sslkit.build` builds and
 :mod:`sslkit.rundir` reads and writes the run directory."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from sslkit.engine.loop import DistributedUnsupported, Diverged, Schedule, Train
 from sslkit.engine.scalars import write_results
 from sslkit.errors import Interrupted, UsageError
 from sslkit.evaluate import baselines, evaluate
-from sslkit.interfaces import Pretext, Split
+from sslkit.interfaces import DataInfo, Pretext, Split
 from sslkit.registry import Registry, load_registry
 from sslkit.report.html import write_run_report
 
@@ -75,13 +75,8 @@ def _run(
     rank0 = dist.rank() == 0
     data = build.load_data(registry, cfg)
     info, labeled, pool = data.info, data.labeled, data.pool
-    encoder = build.build_encoder(registry, cfg, info)
-    if cfg.init is not None:
-        rundir.load_encoder_weights(
-            encoder, Path(cfg.init), f"this run's encoder ({cfg.encoder} on {info.in_chans}-channel images)"
-        )
-    pretext = build.build_pretext(registry, cfg, encoder, info)
-    prepare_model(pretext, device, compile=cfg.compile)
+    stage = build.pretrain_stage(registry, cfg)
+    pretext = build_model(registry, cfg, info, Path(cfg.init) if cfg.init else None)  # bad options stop here
     schedule = build.schedule(registry, cfg)
     if schedule.epochs > 0 and pretext.trains_on == "pool" and len(pool) == 0:
         raise UsageError("the unlabeled pool is empty (every training image is labeled); lower --labels")
@@ -116,6 +111,13 @@ def _run(
                 **rundir.environment(),
             }
             rundir.write_json(run_dir / rundir.CONFIG, record)
+        if stage is not None:
+            stage_dir = run_stage(stage, registry, quiet, run_dir, device)
+            pretext = build_model(registry, cfg, info, stage_dir)
+            if rank0:
+                record = rundir.read_run_config(run_dir)
+                rundir.write_json(run_dir / rundir.CONFIG, {**record, "init": rundir.provenance(stage_dir)})
+        prepare_model(pretext, device, compile=cfg.compile)
         if not quiet and rank0:
             log(
                 f"[bold]run[/] {run_dir}  ({info.name}: {len(labeled)} labeled, {len(pool)} unlabeled, "
@@ -146,6 +148,26 @@ def _run(
             write_results(run_dir, steps, values, prefix, cfg.wandb)
         write_run_report(run_dir, cfg.tsne_points, quiet)
     return RunResult(run_dir, results, history, summary.get("baselines", {}))
+
+
+def build_model(registry: Registry, cfg: RunConfig, info: DataInfo, init: Path | None) -> Pretext:
+    """The run's pretext around its encoder, that encoder started from ``init``'s saved one where given."""
+    encoder = build.build_encoder(registry, cfg, info)
+    if init is not None:
+        described = f"this run's encoder ({cfg.encoder} on {info.in_chans}-channel images)"
+        rundir.load_encoder_weights(encoder, init, described)
+    return build.build_pretext(registry, cfg, encoder, info)
+
+
+def run_stage(stage: RunConfig, registry: Registry, quiet: bool, run_dir: Path, device: torch.device) -> Path:
+    """Run (or resume, or find finished) the recipe's pretraining stage in ``run_dir/pretrain``; its directory."""
+    stage_dir = run_dir / rundir.PRETRAIN
+    if rundir.status(stage_dir) != "finished":
+        if not quiet:
+            log(f"[bold]pretraining stage[/]: {stage.pretext}, {stage.epochs} epoch(s), in {stage_dir}")
+        resume = stage_dir if (stage_dir / rundir.CONFIG).exists() else None
+        _run(stage, resume, registry, quiet, stage_dir, device)
+    return stage_dir
 
 
 def pretrain(

@@ -271,3 +271,37 @@ def test_init_starts_from_another_runs_encoder_and_records_it(
     assert main([*argv[:4], str(tmp_path), *argv[5:], "--out", str(tmp_path / "c")]) == 2
     assert "not an sslkit run directory" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()
+
+
+def test_the_recipes_pretraining_stage_runs_first_is_recorded_and_resumes(
+    data_root: Path, tmp_path: Path, capsys
+) -> None:
+    # fixmatch's Fashion-MNIST recipe starts from one epoch of rotation, run inside the run's own directory
+    base = ["run", "--data", "fashion-mnist", "--data-root", str(data_root), "--no-download", "--epochs", "0"]
+    base += ["--pool-size", "256", "--eval", "linear", "--eval-opt", "linear.c_grid=[1.0]"]
+    base += ["--no-baselines", "--tsne-points", "0"]
+    assert main([*base, "--out", str(tmp_path / "a")]) == 0
+    assert "pretraining stage: rotation, 1 epoch(s)" in capsys.readouterr().err
+    run_dir = _only_run(tmp_path / "a")
+    stage = run_dir / "pretrain"
+    stage_record = json.loads((stage / "config.json").read_text())
+    assert stage_record["config"]["pretext"] == "rotation" and stage_record["schedule"]["epochs"] == 1
+    assert stage_record["config"]["encoder_options"] == {"width": 16, "pool": "avg", "stages": 3, "convs": 2}
+    # no fixmatch training: its moving average starts as the stage's encoder, so the saved weights are the stage's
+    assert (run_dir / "encoder.safetensors").read_bytes() == (stage / "encoder.safetensors").read_bytes()
+    record = json.loads((run_dir / "config.json").read_text())
+    assert record["init"]["pretext"] == "rotation" and record["init"]["run_dir"] == str(stage.resolve())
+
+    # resuming a run killed after its stage does not train the stage again
+    (run_dir / "results.json").unlink()
+    stage_weights = (stage / "encoder.safetensors").stat().st_mtime_ns
+    assert main(["run", "--resume", str(run_dir)]) == 0
+    assert "pretraining stage" not in capsys.readouterr().err
+    assert (stage / "encoder.safetensors").stat().st_mtime_ns == stage_weights
+    assert (run_dir / "results.json").exists()
+
+    # --no-pretrain (or an --init) starts from a random encoder, and says so in config.json
+    assert main([*base, "--no-pretrain", "--out", str(tmp_path / "b")]) == 0
+    run_dir = _only_run(tmp_path / "b")
+    assert not (run_dir / "pretrain").exists()
+    assert json.loads((run_dir / "config.json").read_text())["init"] is None
