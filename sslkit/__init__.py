@@ -13,6 +13,7 @@ from sslkit.engine.checkpoint import atomic_write_text
 from sslkit.engine.distributed import gather_with_grad
 from sslkit.engine.loop import log
 from sslkit.errors import UsageError
+from sslkit.features import extract_features
 from sslkit.hookspecs import hookimpl
 from sslkit.interfaces import (
     Batch,
@@ -48,6 +49,7 @@ __all__ = [
     "atomic_write_text",
     "augment",
     "autocast",
+    "extract_features",
     "gather_with_grad",
     "hookimpl",
     "load_encoder",

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from sslkit_builtins.pretexts.fixmatch import (
+    FixMatch,
     align_distribution,
     consistency_loss,
     pixel_embedding,
@@ -19,6 +20,7 @@ from sslkit_builtins.pretexts.fixmatch import (
 )
 from torchvision.transforms.v2 import functional as TF
 
+from sslkit import DataInfo, Split
 from sslkit.cli import main
 from sslkit.data import augment as A
 from sslkit.engine.loop import Schedule, Trainer
@@ -82,6 +84,28 @@ def test_pixel_embedding_is_deterministic_unit_and_chunked() -> None:
     assert torch.equal(one, pixel_embedding(images, dims=8))
     chunked = pixel_embedding(images, dims=8, chunk=7)
     assert torch.allclose(chunked.abs(), one.abs(), atol=1e-4)  # each component up to its sign
+
+
+def test_the_encoders_features_join_the_graph_where_pixels_do_not_know_the_classes() -> None:
+    # the class is an image's brightness; the graph's pixel rows are centred per image, so pixels alone do not see it
+    class Brightness(torch.nn.Module):
+        feature_dim = 1
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x.mean((1, 2, 3)).unsqueeze(1)
+
+    gen = torch.Generator().manual_seed(0)
+    classes = torch.arange(60) % 2
+    images = (torch.rand(60, 1, 8, 8, generator=gen) * 100 + 120 * classes.view(-1, 1, 1, 1)).to(torch.uint8)
+    info = DataInfo("toy", ["dark", "bright"], 1, 8, (0.5,), (0.25,))
+    labeled, pool = Split(images[:2], classes[:2]), images[2:]
+    accuracy = {}
+    for graph in ("pixels", "pixels+encoder"):
+        fixmatch = FixMatch(Brightness(), info, graph=graph)
+        fixmatch.prepare(pool, labeled)
+        assert fixmatch.graph_prior is not None
+        accuracy[graph] = (fixmatch.graph_prior.argmax(1) == classes[2:]).float().mean().item()
+    assert accuracy["pixels+encoder"] == 1.0 and accuracy["pixels"] < 0.8, accuracy
 
 
 # ------------------------------------------------------------------------------------- RandAugment
@@ -212,7 +236,7 @@ def test_a_few_dozen_steps_on_mnist_lower_the_loss_and_raise_the_mask_rate(regis
         ({"mu": 0}, "mu must be at least 1"),
         ({"ema": 1.0}, "ema must be in [0, 1)"),
         ({"cutout": 2.0}, "cutout in [0, 1]"),
-        ({"graph": "edges"}, "graph must be one of pixels, none, got 'edges'"),
+        ({"graph": "edges"}, "graph must be one of pixels, pixels+encoder, none, got 'edges'"),
     ],
 )
 def test_bad_options_are_one_line_errors(options: dict, message: str, tmp_path: Path, capsys) -> None:
