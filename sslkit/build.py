@@ -147,11 +147,20 @@ def build_pretext(registry: Registry, cfg: RunConfig, encoder: nn.Module, info: 
     return registry.build("pretext", cfg.pretext, encoder, info, options=cfg.pretext_options)
 
 
+def build_model(registry: Registry, cfg: RunConfig, info: DataInfo, init: Path | None) -> Pretext:
+    """The run's pretext around its encoder, that encoder started from ``init``'s saved one where given."""
+    encoder = build_encoder(registry, cfg, info)
+    if init is not None:
+        described = f"this run's encoder ({cfg.encoder} on {info.in_chans}-channel images)"
+        rundir.load_encoder_weights(encoder, init, described)
+    return build_pretext(registry, cfg, encoder, info)
+
+
 def recipe(registry: Registry, cfg: RunConfig) -> dict[str, Any]:
     """The pretext's recipe for ``cfg``: its ``defaults`` (epochs, batch_size, lr, weight_decay, optimizer,
-    warmup_epochs; encoder, encoder_options, pretext_options; pretrain), overridden by ``defaults["data"][cfg.data]`` when
-    the pretext declares a recipe of its own for that dataset and the run uses that recipe's encoder (the one it
-    names, or none given)."""
+    warmup_epochs; encoder, encoder_options, pretext_options; pretrain), overridden by
+    ``defaults["data"][cfg.data]`` when the pretext declares a recipe of its own for that dataset and the run uses
+    that recipe's encoder (the one it names, or none given)."""
     defaults = dict(getattr(registry.get("pretext", cfg.pretext).component.factory, "defaults", {}))
     special = defaults.pop("data", {}).get(cfg.data)
     if special and cfg.encoder in (None, special.get("encoder", defaults.get("encoder"))):
@@ -160,9 +169,10 @@ def recipe(registry: Registry, cfg: RunConfig) -> dict[str, Any]:
 
 
 def pretrain_stage(registry: Registry, cfg: RunConfig) -> RunConfig | None:
-    """The run that trains ``cfg``'s encoder first when its recipe names a pretraining stage (``defaults["pretrain"]
-    = {"pretext": ..., "epochs": ...}``): the same data, label draw, seed and encoder, that pretext's own recipe,
-    no evaluators. None without a stage, with ``--init`` (the start is given) or with ``--no-pretrain``."""
+    """The run that trains ``cfg``'s encoder first when its recipe names a pretraining stage
+    (``defaults["pretrain"] = {"pretext": ..., "epochs": ...}``): the same data, label draw, seed and encoder, that
+    pretext's own recipe, no evaluators. None without a stage, with ``--init`` (the start is given) or with
+    ``--no-pretrain``."""
     stage = recipe(registry, cfg).get("pretrain")
     if stage is None or cfg.init is not None or not cfg.pretrain:
         return None

@@ -1,6 +1,7 @@
 """``sslkit run`` (and :func:`sslkit.run` from Python): config -> registry -> data and label budget -> encoder +
-pretext (from the recipe's pretraining stage, a run of its own, where it has one) -> training -> evaluators -> report. This module orchestrates; :mod:`sslkit.build` builds and
-:mod:`sslkit.rundir` reads and writes the run directory."""
+pretext (started from the recipe's pretraining stage, a run of its own, where it has one) -> training ->
+evaluators -> report. This module orchestrates; :mod:`sslkit.build` builds and :mod:`sslkit.rundir` reads and
+writes the run directory."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from sslkit.engine.loop import DistributedUnsupported, Diverged, Schedule, Train
 from sslkit.engine.scalars import write_results
 from sslkit.errors import Interrupted, UsageError
 from sslkit.evaluate import baselines, evaluate
-from sslkit.interfaces import DataInfo, Pretext, Split
+from sslkit.interfaces import Pretext, Split
 from sslkit.registry import Registry, load_registry
 from sslkit.report.html import write_run_report
 
@@ -76,7 +77,8 @@ def _run(
     data = build.load_data(registry, cfg)
     info, labeled, pool = data.info, data.labeled, data.pool
     stage = build.pretrain_stage(registry, cfg)
-    pretext = build_model(registry, cfg, info, Path(cfg.init) if cfg.init else None)  # bad options stop here
+    init = Path(cfg.init) if cfg.init else None
+    pretext = build.build_model(registry, cfg, info, init)  # bad options stop here: nothing written
     schedule = build.schedule(registry, cfg)
     if schedule.epochs > 0 and pretext.trains_on == "pool" and len(pool) == 0:
         raise UsageError("the unlabeled pool is empty (every training image is labeled); lower --labels")
@@ -113,7 +115,7 @@ def _run(
             rundir.write_json(run_dir / rundir.CONFIG, record)
         if stage is not None:
             stage_dir = run_stage(stage, registry, quiet, run_dir, device)
-            pretext = build_model(registry, cfg, info, stage_dir)
+            pretext = build.build_model(registry, cfg, info, stage_dir)
             if rank0:
                 record = rundir.read_run_config(run_dir)
                 rundir.write_json(run_dir / rundir.CONFIG, {**record, "init": rundir.provenance(stage_dir)})
@@ -148,15 +150,6 @@ def _run(
             write_results(run_dir, steps, values, prefix, cfg.wandb)
         write_run_report(run_dir, cfg.tsne_points, quiet)
     return RunResult(run_dir, results, history, summary.get("baselines", {}))
-
-
-def build_model(registry: Registry, cfg: RunConfig, info: DataInfo, init: Path | None) -> Pretext:
-    """The run's pretext around its encoder, that encoder started from ``init``'s saved one where given."""
-    encoder = build.build_encoder(registry, cfg, info)
-    if init is not None:
-        described = f"this run's encoder ({cfg.encoder} on {info.in_chans}-channel images)"
-        rundir.load_encoder_weights(encoder, init, described)
-    return build.build_pretext(registry, cfg, encoder, info)
 
 
 def run_stage(stage: RunConfig, registry: Registry, quiet: bool, run_dir: Path, device: torch.device) -> Path:
