@@ -141,7 +141,9 @@ def load_suite(path: Path) -> Suite:
 
 def _eval_options(defaults: dict, settings: dict, values: dict) -> dict:
     """Per-evaluator options: the method's over the defaults', kept only for the evaluators the cell runs."""
-    evals = values.get("eval", RunConfig().eval)
+    evals = values.get("eval")
+    if evals is None:  # the method's recipe decides (build.resolve)
+        return {**defaults.get("eval_options", {}), **settings.get("eval_options", {})}
     if isinstance(evals, str):
         evals = [e.strip() for e in evals.split(",")]
     merged = {**defaults.get("eval_options", {}), **settings.get("eval_options", {})}

@@ -21,6 +21,7 @@ from sslkit.interfaces import DataInfo, DatasetBundle, Pretext, Split
 from sslkit.registry import Registry, load_registry
 
 DEFAULT_RECIPE = {"epochs": 10, "batch_size": 256, "lr": 0.05, "weight_decay": 5e-4, "optimizer": "sgd"}
+DEFAULT_EVAL = ["linear"]  # evaluators when neither --eval nor the pretext's recipe names them
 
 
 def resolve_device(name: str) -> torch.device:
@@ -62,10 +63,11 @@ def amp_dtype(cfg: RunConfig, device: torch.device, training: bool = False) -> t
 
 def resolve(registry: Registry, cfg: RunConfig) -> RunConfig:
     """Fill in the encoder and check every name and option before anything is loaded or written; the returned
-    config holds the option values the factories will receive (what ``config.json`` records).
+    config holds the option values the factories will receive and the evaluators (what ``config.json`` records).
 
     The encoder, when none was given, is the ``--init`` run's, else the pretext's recipe for the data (see
-    :func:`recipe`), else convnet; given options override the recipe's."""
+    :func:`recipe`), else convnet; given options override the recipe's. The evaluators, when ``--eval`` was not
+    given, are the recipe's ``eval``, else linear."""
     registry.get("pretext", cfg.pretext)
     if cfg.init is not None:
         saved = rundir.read_run_config(Path(cfg.init))["config"]
@@ -81,17 +83,20 @@ def resolve(registry: Registry, cfg: RunConfig) -> RunConfig:
         chosen = recipe(registry, cfg)
         options = {**chosen.get("encoder_options", {}), **cfg.encoder_options}
         cfg = dataclasses.replace(cfg, encoder=chosen.get("encoder", "convnet"), encoder_options=options)
+    chosen = recipe(registry, cfg)
     cfg = dataclasses.replace(
-        cfg, pretext_options={**recipe(registry, cfg).get("pretext_options", {}), **cfg.pretext_options}
+        cfg,
+        pretext_options={**chosen.get("pretext_options", {}), **cfg.pretext_options},
+        eval=list(chosen.get("eval", DEFAULT_EVAL)) if cfg.eval is None else cfg.eval,
     )
     if cfg.wandb and importlib.util.find_spec("wandb") is None:
         raise UsageError(
             "--wandb logs to Weights & Biases, which is not installed: `pip install wandb`, or drop --wandb"
         )
+    assert cfg.encoder is not None and cfg.eval is not None
     unused = set(cfg.eval_options) - set(cfg.eval)
     if unused:
         raise UsageError(f"options given for evaluator(s) {', '.join(sorted(unused))} that are not in --eval")
-    assert cfg.encoder is not None
     return dataclasses.replace(
         cfg,
         data_options=registry.check_options("dataset", cfg.data, cfg.data_options),
@@ -158,7 +163,7 @@ def build_model(registry: Registry, cfg: RunConfig, info: DataInfo, init: Path |
 
 def recipe(registry: Registry, cfg: RunConfig) -> dict[str, Any]:
     """The pretext's recipe for ``cfg``: its ``defaults`` (epochs, batch_size, lr, weight_decay, optimizer,
-    warmup_epochs; encoder, encoder_options, pretext_options; pretrain), overridden by
+    warmup_epochs; encoder, encoder_options, pretext_options; pretrain; eval), overridden by
     ``defaults["data"][cfg.data]`` when the pretext declares a recipe of its own for that dataset and the run uses
     that recipe's encoder (the one it names, or none given)."""
     defaults = dict(getattr(registry.get("pretext", cfg.pretext).component.factory, "defaults", {}))
@@ -233,6 +238,19 @@ def trained_encoder(registry: Registry, cfg: RunConfig, info: DataInfo, run_dir:
         encoder, run_dir, f"encoder {cfg.encoder!r} as configured; was the plugin changed?"
     )
     return encoder.eval()
+
+
+def trained_pretext(registry: Registry, cfg: RunConfig, info: DataInfo, run_dir: Path) -> Pretext | None:
+    """A finished run's whole pretext (its own classifier, for the ``head`` evaluator), rebuilt from the registry
+    and loaded from the last checkpoint, in eval mode; None when the run kept no checkpoint."""
+    from sslkit.engine.checkpoint import load_checkpoint
+
+    path = run_dir / rundir.CHECKPOINT
+    if not path.exists():
+        return None
+    pretext = build_model(registry, cfg, info, None)
+    pretext.load_state_dict(load_checkpoint(path, map_location="cpu")["pretext"])
+    return pretext.eval()
 
 
 @dataclass

@@ -71,7 +71,10 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--labels-per-class", type=int, help="labeled images per class instead of --labels")
     g.add_argument("--pool-size", type=int, help="pretrain on a seeded random subset of the unlabeled pool")
-    g.add_argument("--eval", help="comma-separated evaluators (default linear)")
+    g.add_argument(
+        "--eval",
+        help="comma-separated evaluators (default: the method's recipe, see `sslkit plugins METHOD`; else linear)",
+    )
     g.add_argument(
         "--no-baselines",
         dest="baselines",
@@ -424,10 +427,10 @@ def _plugin_detail(registry: Any, name: str, kind: str | None) -> int:
         factory = entry.component.factory
         recipe = getattr(factory, "defaults", None)
         if entry.kind == "pretext" and recipe is not None:
-            from sslkit.build import DEFAULT_RECIPE
+            from sslkit.build import DEFAULT_EVAL, DEFAULT_RECIPE
 
-            stdout.print("recipe (what --epochs, --batch-size, --lr, ... default to):")
-            for key, value in {**DEFAULT_RECIPE, **recipe}.items():
+            stdout.print("recipe (what --epochs, --batch-size, --lr, --eval, ... default to):")
+            for key, value in {**DEFAULT_RECIPE, "eval": DEFAULT_EVAL, **recipe}.items():
                 if key != "data":
                     stdout.print(f"  {key} = {value!r}")
             for data, special in recipe.get("data", {}).items():

@@ -38,7 +38,7 @@ class RunConfig:
     device: str = "auto"
     data_root: str | None = None
     download: bool = True
-    eval: list[str] = field(default_factory=lambda: ["linear"])
+    eval: list[str] | None = None  # None: the pretext's recipe (``eval``), else linear
     baselines: bool = True  # also score frozen-feature evaluators on a random-init encoder and raw pixels
     out: str = "runs"
     amp: bool = True  # bfloat16 autocast on CUDA, and for training on CPUs with native bfloat16
@@ -111,14 +111,14 @@ def _check_type(key: str, value: Any, annotation: str, source: str) -> Any:
         if not isinstance(value, dict):
             raise UsageError(f"{where} must be a table of options, got {value!r}")
         return value
+    if value is None and "None" in kind:
+        return None
     if kind.startswith("list"):
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise UsageError(f"{where} must be a list of names, got {value!r}")
         return value
-    if value is None and "None" in kind:
-        return None
     if kind.startswith("bool"):
         if not isinstance(value, bool):
             raise UsageError(f"{where} must be true or false, got {value!r}")

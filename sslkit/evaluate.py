@@ -2,7 +2,7 @@
 
 For ``eval`` the dataset and the label budget are rebuilt from ``config.json`` exactly as ``sslkit run`` built them
 (the budget's digest must match the recorded one), the encoder is rebuilt from the registry and loaded from its
-saved weights, and the new metrics are merged into ``results.json`` atomically."""
+saved weights (the whole pretext from the last checkpoint, for evaluators of its own classifier), and the new metrics are merged into ``results.json`` atomically."""
 
 from __future__ import annotations
 
@@ -121,8 +121,11 @@ def evaluate_saved_run(
             "changed since); evaluate with the data the run was trained on"
         )
     encoder = build.trained_encoder(registry, cfg, data.info, run_dir).to(device_)
+    pretext = build.trained_pretext(registry, cfg, data.info, run_dir)
+    if pretext is not None:
+        pretext.to(device_)
     with rundir.locked(run_dir):
-        results = evaluate(registry, cfg, None, encoder, data, device_, run_dir)
+        results = evaluate(registry, cfg, pretext, encoder, data, device_, run_dir)
         path = run_dir / rundir.RESULTS
         summary: dict[str, Any] = rundir.read_json(path) or {}
         summary.setdefault("results", {}).update(results)

@@ -164,6 +164,7 @@ def test_plugins_name_shows_a_pretexts_recipe(capsys) -> None:
     assert main(["plugins", "fixmatch"]) == 0
     out = capsys.readouterr().out
     assert "threshold" in out and "lr = 0.03" in out and "labeled split and the unlabeled pool" in out
+    assert "eval = ['head', 'linear']" in out
 
 
 class FakeWandb(types.ModuleType):

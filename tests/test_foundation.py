@@ -106,7 +106,8 @@ def test_jigsaw_tiles_move_as_the_permutation_says() -> None:
 
 
 def test_digits_quick_start_end_to_end(tmp_path, capsys) -> None:
-    """The quick start as the README gives it: fixmatch by default, beating its own random initialization."""
+    """The quick start as the README gives it: fixmatch by default, beating its own random initialization; its
+    classifier scored at the end of the run and again by `sslkit eval`."""
     code = main(["run", "--data", "digits", "--out", str(tmp_path / "runs")])
     assert code == 0
     (run_dir,) = (tmp_path / "runs").iterdir()
@@ -123,6 +124,11 @@ def test_digits_quick_start_end_to_end(tmp_path, capsys) -> None:
     assert accuracy > random_init + 0.05, (accuracy, random_init)
     out = capsys.readouterr().out
     assert "accuracy" in out and "random init" in out and "raw pixels" in out
+    # the recipe's evaluators include fixmatch's own classifier, which `sslkit eval` rebuilds from the checkpoint
+    assert config["config"]["eval"] == ["head", "linear"]
+    head = summary["results"]["head"]["accuracy"]
+    assert main(["eval", str(run_dir), "--eval", "head"]) == 0
+    assert json.loads((run_dir / "results.json").read_text())["results"]["head"]["accuracy"] == head
 
 
 def test_config_file_values_are_overridden_by_flags(tmp_path) -> None:

@@ -19,8 +19,8 @@ class HeadEvaluator:
         pretext = ctx.pretext
         if pretext is None:
             raise UsageError(
-                "evaluator 'head' needs the trained pretext's classifier, which `sslkit eval` does not rebuild "
-                "(it loads the encoder only): use --eval linear,knn here, or --eval head in `sslkit run`"
+                "evaluator 'head' needs the trained pretext's classifier, and this run kept no checkpoint.pt "
+                "to rebuild it from: use --eval linear,knn here, or --eval head in `sslkit run`"
             )
         if type(pretext).predict is Pretext.predict:
             raise UsageError(

@@ -157,6 +157,7 @@ class FixMatch(Pretext):
         "weight_decay": 5e-4,
         "optimizer": "sgd",
         "warmup_epochs": 0,
+        "eval": ["head", "linear"],  # the moving average's own classifier, and a probe of its features
         "encoder": "convnet",
         "encoder_options": {"width": 16, "pool": "avg", "stages": 3, "convs": 2},
         # Fashion-MNIST-100: one epoch of rotation first, then 8 epochs with the graph in pixels and that

@@ -299,6 +299,7 @@ class SGAN(_GAN):
         "weight_decay": 0.0,
         "optimizer": "adam",
         "warmup_epochs": 0.0,
+        "eval": ["head", "linear"],  # the discriminator's K classes, and a probe of its features
         "encoder": "dcgan-disc",
         "data": {
             name: {

@@ -20,6 +20,7 @@ class Supervised(Pretext):
         "weight_decay": 5e-4,
         "optimizer": "adamw",
         "warmup_epochs": 10,
+        "eval": ["head", "linear"],  # its own classifier, and a probe of its features
     }
 
     def __init__(
