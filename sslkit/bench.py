@@ -141,12 +141,12 @@ def load_suite(path: Path) -> Suite:
 
 def _eval_options(defaults: dict, settings: dict, values: dict) -> dict:
     """Per-evaluator options: the method's over the defaults', kept only for the evaluators the cell runs."""
+    merged = {**defaults.get("eval_options", {}), **settings.get("eval_options", {})}
     evals = values.get("eval")
     if evals is None:  # the method's recipe decides (build.resolve)
-        return {**defaults.get("eval_options", {}), **settings.get("eval_options", {})}
+        return merged
     if isinstance(evals, str):
         evals = [e.strip() for e in evals.split(",")]
-    merged = {**defaults.get("eval_options", {}), **settings.get("eval_options", {})}
     return {name: opts for name, opts in merged.items() if name in evals}
 
 

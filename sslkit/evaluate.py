@@ -2,7 +2,8 @@
 
 For ``eval`` the dataset and the label budget are rebuilt from ``config.json`` exactly as ``sslkit run`` built them
 (the budget's digest must match the recorded one), the encoder is rebuilt from the registry and loaded from its
-saved weights (the whole pretext from the last checkpoint, for evaluators of its own classifier), and the new metrics are merged into ``results.json`` atomically."""
+saved weights (the whole pretext from the last checkpoint, for evaluators of its own classifier), and the new
+metrics are merged into ``results.json`` atomically."""
 
 from __future__ import annotations
 
