@@ -19,9 +19,8 @@ import time
 from pathlib import Path
 
 import torch
-from sslkit_builtins.evaluators.linear import fit_probe
 
-from sslkit import Pretext, build
+from sslkit import Pretext, build, fit_probe
 from sslkit.config import RunConfig, parse_assignments
 from sslkit.engine.loop import Trainer, prepare_model
 from sslkit.registry import load_registry
@@ -43,7 +42,7 @@ def test_accuracy(pretext: torch.nn.Module, labeled, test, info, seed: int) -> f
         predicted = outputs(pretext.predict, test.images, info).argmax(1)
     else:
         train_x = outputs(pretext.encoder, labeled.images, info)
-        probe = fit_probe(train_x, labeled.labels, info.num_classes, [0.01, 0.1, 1.0, 10.0], 3, seed, 500)
+        probe = fit_probe(train_x, labeled.labels, info.num_classes, folds=3, seed=seed)
         predicted = probe.logits(outputs(pretext.encoder, test.images, info)).argmax(1)
     pretext.train(was)
     return float((predicted == test.labels).float().mean())

@@ -8,6 +8,7 @@ What a plugin may use is exported here, and nowhere else is promised to stay put
 
 from sslkit.blocks import mlp_head, update_average
 from sslkit.build import TrainedRun, load_encoder, load_run
+from sslkit.classifier import Classifier, fold_affine, linear_head
 from sslkit.data import augment
 from sslkit.engine.checkpoint import atomic_write_text
 from sslkit.engine.distributed import gather_with_grad
@@ -28,12 +29,15 @@ from sslkit.interfaces import (
     autocast,
     make_optimizer,
 )
+from sslkit.probe import C_GRID, fit_probe, standardization
 from sslkit.runner import RunResult
 from sslkit.runner import run_settings as run
 
 __version__ = "0.1.0"
 __all__ = [
+    "C_GRID",
     "Batch",
+    "Classifier",
     "Component",
     "DataInfo",
     "DatasetBundle",
@@ -50,13 +54,17 @@ __all__ = [
     "augment",
     "autocast",
     "extract_features",
+    "fit_probe",
+    "fold_affine",
     "gather_with_grad",
     "hookimpl",
+    "linear_head",
     "load_encoder",
     "load_run",
     "log",
     "make_optimizer",
     "mlp_head",
     "run",
+    "standardization",
     "update_average",
 ]

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from sslkit import build, rundir
-from sslkit.config import RunConfig, read_toml
+from sslkit.config import RunConfig, parse_labels, read_toml
 from sslkit.engine.checkpoint import atomic_write_text
 from sslkit.engine.loop import log
 from sslkit.errors import UsageError
@@ -59,7 +59,7 @@ class Cell:
 
     @property
     def labels(self) -> str:
-        return "all" if self.cfg.labels is None else str(self.cfg.labels)
+        return str(self.cfg.labels)
 
 
 @dataclass
@@ -98,8 +98,10 @@ def load_suite(path: Path) -> Suite:
             f'{where}: labels must be a non-empty list of label budgets, e.g. [100] or [100, "all"]'
         )
     for b in budgets:
-        if b != "all" and (isinstance(b, bool) or not isinstance(b, int) or b < 1):
-            raise UsageError(f'{where}: label budget {b!r} must be a positive integer or "all"')
+        try:
+            parse_labels(b)
+        except UsageError:
+            raise UsageError(f'{where}: label budget {b!r} must be a positive integer or "all"') from None
     seeds = _list(raw, "seeds", where, int, default=[0])
     tsne_points = raw.get("tsne_points", 0)
     if isinstance(tsne_points, bool) or not isinstance(tsne_points, int) or tsne_points < 0:
@@ -131,7 +133,7 @@ def load_suite(path: Path) -> Suite:
                 for seed in seeds:
                     values = {"tsne_points": tsne_points, **defaults, **settings, "data": data, "seed": seed}
                     values["eval_options"] = _eval_options(defaults, settings, values)
-                    values["labels"] = None if budget == "all" else budget
+                    values["labels"] = budget
                     cfg = RunConfig.from_dict(values, source=f"{where} [methods.{method}]")
                     label = "all" if budget == "all" else str(budget)
                     cell = f"{method}-{data}-{label}-s{seed}".replace("/", "_").replace(":", "_")

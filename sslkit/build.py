@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 from sslkit import rundir
-from sslkit.config import RunConfig
+from sslkit.classifier import Classifier
+from sslkit.config import RunConfig, labels_spec
 from sslkit.data import default_data_root, split_budget
 from sslkit.engine.loop import Schedule
 from sslkit.errors import UsageError
@@ -111,12 +112,16 @@ def resolve(registry: Registry, cfg: RunConfig) -> RunConfig:
 
 @dataclass
 class Data:
-    """A run's data: the dataset, its label budget, the labeled split and the unlabeled pool."""
+    """A run's data: the dataset, its label budget, the labeled split and the unlabeled pool.
+    ``labels``: the budget as recorded (a count or "all"); ``pool_names``: where each pool image came from (its
+    file, else ``train[i]`` / ``unlabeled[i]``)."""
 
     bundle: DatasetBundle
     labeled: Split
     pool: torch.Tensor
     labels_digest: str
+    labels: int | str
+    pool_names: list[str]
 
     @property
     def info(self) -> DataInfo:
@@ -127,14 +132,24 @@ def load_data(registry: Registry, cfg: RunConfig) -> Data:
     root = Path(cfg.data_root).expanduser() if cfg.data_root else default_data_root()
     bundle = registry.build("dataset", cfg.data, root, cfg.download, options=cfg.data_options)
     train = bundle.train
-    budget = split_budget(train.labels, cfg.labels, cfg.seed, cfg.labels_per_class)
+    count = labels_spec(cfg.labels, bundle.labels_given)
+    if count is not None and bundle.labels_given and count > len(train):
+        raise UsageError(
+            f"--labels {count} asks for more than the {len(train)} labeled images the data brings"
+        )
+    budget = split_budget(train.labels, count, cfg.seed, cfg.labels_per_class)
     pool = train.images[budget.unlabeled]
+    train_names = bundle.train_files or [f"train[{i}]" for i in range(len(train))]
+    names = [train_names[i] for i in budget.unlabeled.tolist()]
     if bundle.unlabeled is not None:
         pool = torch.cat([pool, bundle.unlabeled])
+        names += bundle.unlabeled_files or [f"unlabeled[{i}]" for i in range(len(bundle.unlabeled))]
     if cfg.pool_size is not None and cfg.pool_size < len(pool):  # a seeded random subset, for quick runs
         keep = torch.randperm(len(pool), generator=torch.Generator().manual_seed(cfg.seed))[: cfg.pool_size]
-        pool = pool[keep.sort().values]
-    return Data(bundle, train.subset(budget.labeled), pool, budget.digest)
+        keep = keep.sort().values
+        pool, names = pool[keep], [names[i] for i in keep.tolist()]
+    labels = "all" if count is None else count
+    return Data(bundle, train.subset(budget.labeled), pool, budget.digest, labels, names)
 
 
 def build_encoder(registry: Registry, cfg: RunConfig, info: DataInfo, for_weights: bool = False) -> nn.Module:
@@ -219,7 +234,12 @@ def schedule(registry: Registry, cfg: RunConfig) -> Schedule:
 def saved_config(run_dir: Path) -> tuple[RunConfig, dict[str, Any]]:
     """A run directory's config (as the run resolved it) and its whole ``config.json`` record."""
     record = rundir.read_run_config(run_dir)
-    return RunConfig.from_dict(record["config"], source=str(run_dir / rundir.CONFIG)), record
+    settings = dict(record["config"])
+    if settings.get("labels", 0) is None and settings.get("labels_per_class") is None:
+        settings["labels"] = (
+            "all"  # runs before the default depended on the data recorded every label as null
+        )
+    return RunConfig.from_dict(settings, source=str(run_dir / rundir.CONFIG)), record
 
 
 def saved_info(registry: Registry, cfg: RunConfig, record: dict[str, Any]) -> DataInfo:
@@ -255,25 +275,62 @@ def trained_pretext(registry: Registry, cfg: RunConfig, info: DataInfo, run_dir:
 
 @dataclass
 class TrainedRun:
-    """A finished run's encoder with what it needs to be used: ``features(images)`` applies the run's own
-    normalization."""
+    """A finished run's encoder and classifier with what they need: ``features(images)`` and ``predict(images)``
+    apply the run's own normalization; ``predict_files(paths)`` also its decoding (mode, resize)."""
 
     encoder: nn.Module
     info: DataInfo
     config: RunConfig
     run_dir: Path
+    _classifier: Classifier | None = None
 
     @property
     def feature_dim(self) -> int:
         return int(self.encoder.feature_dim)
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.info.classes)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.encoder.parameters(), torch.empty(0)).device
+
+    @property
+    def classifier(self) -> Classifier:
+        """The run's classifier (uint8 images in, logits out), loaded on first use."""
+        if self._classifier is None:
+            head = rundir.load_classifier_head(self.run_dir).to(self.device)
+            self._classifier = Classifier(self.encoder, head, self.info).eval()
+        return self._classifier
+
+    def predict(self, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+        """Class probabilities ``(N, classes)`` (float32, CPU) of uint8 ``(N, C, H, W)`` images at the run's size."""
+        expected = (self.info.in_chans, self.info.image_size, self.info.image_size)
+        if images.ndim != 4 or tuple(images.shape[1:]) != expected:
+            raise UsageError(
+                f"predict takes images (N, {', '.join(map(str, expected))}), got {tuple(images.shape)}"
+            )
+        return self.classifier.probabilities(images, batch_size)
+
+    def predict_files(
+        self, paths: list[Path], batch_size: int = 512
+    ) -> tuple[list[Path], torch.Tensor, list[Path]]:
+        """Decode ``paths`` as the run prepared its images, then :meth:`predict`: (the files read, their class
+        probabilities, the files that could not be decoded)."""
+        from sslkit.data.images import load_images
+
+        size, mode = self.info.image_size, self.info.mode
+        images, skipped = load_images(paths, size, mode, None, "images", skip_unreadable=True)
+        unread = set(skipped)
+        return [p for p in paths if p not in unread], self.predict(images, batch_size), skipped
 
     def features(self, images: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
         """Features of ``images`` (uint8 ``(N, C, H, W)``, or float in [0, 1]) exactly as the run's evaluators
         computed them: float32, on the CPU."""
         from sslkit.features import extract_features
 
-        device = next(self.encoder.parameters(), torch.empty(0)).device
-        return extract_features(self.encoder, images, self.info, device, batch_size)
+        return extract_features(self.encoder, images, self.info, self.device, batch_size)
 
 
 def load_run(run_dir: str | Path, device: str = "cpu") -> TrainedRun:

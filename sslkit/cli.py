@@ -1,4 +1,5 @@
-"""The ``sslkit`` command line: ``run``, ``eval``, ``plugins``, ``report`` and ``bench``."""
+"""The ``sslkit`` command line: ``run``, ``eval``, ``predict``, ``export``, ``plugins``, ``ls``, ``report`` and
+``bench``."""
 
 from __future__ import annotations
 
@@ -67,7 +68,9 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--data", help="dataset: digits, mnist, fashion-mnist, svhn, ... (default digits)")
     g.add_argument(
-        "--labels", help="labeled images, balanced over classes and seeded, or 'all' (default 100)"
+        "--labels",
+        help="labeled images, balanced over classes and seeded, or 'all' (default: 100 from a labeled data set; "
+        "every label of a folder that brings its own unlabeled images)",
     )
     g.add_argument("--labels-per-class", type=int, help="labeled images per class instead of --labels")
     g.add_argument("--pool-size", type=int, help="pretrain on a seeded random subset of the unlabeled pool")
@@ -183,6 +186,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="auto (cuda if present), cpu, cuda, cuda:N (default: the run's)")
 
     p = sub.add_parser(
+        "predict",
+        help="label image files with a finished run's classifier (CSV: path, class, confidence)",
+        description="Decode the images as the run prepared its own (colour mode, size, normalization) and "
+        "write one CSV row per image: path, class, confidence, then the runner-up classes.",
+        epilog="examples:\n  sslkit predict runs/RUN photos/ --out labels.csv\n"
+        "  sslkit predict runs/RUN 'new/*.jpg' --top-k 3",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a finished run directory")
+    p.add_argument(
+        "paths", nargs="+", metavar="PATH", help="image files, folders (searched recursively), globs"
+    )
+    p.add_argument("--out", help="CSV file to write (default: standard output)")
+    p.add_argument("--top-k", type=int, default=2, help="classes per image, best first (default 2)")
+    p.add_argument("--device", default="auto", help="auto (cuda if present), cpu, cuda, cuda:N")
+
+    p = sub.add_parser(
+        "export",
+        help="write a finished run's classifier as a deployable model (ONNX)",
+        description="One graph from uint8 images (N, C, H, W) at the run's size through normalization, encoder "
+        "and classifier to class probabilities; class names and image size in its metadata. Needs "
+        'pip install "sslkit[export]".',
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a finished run directory")
+    p.add_argument("--format", default="onnx", help="onnx (the only format so far)")
+    p.add_argument("--out", help="model file (default RUN_DIR/model.onnx)")
+
+    p = sub.add_parser(
         "plugins",
         help="list installed datasets, encoders, pretexts and evaluators",
         description="Everything installed in the `sslkit` entry-point group, with each component's options "
@@ -280,7 +311,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         if value is not None:
             flags[key] = value
     if args.labels is not None:
-        flags["labels"] = parse_labels(args.labels)
+        flags["labels"] = args.labels
         if args.labels_per_class is None:
             flags["labels_per_class"] = None
     elif args.labels_per_class is not None:
@@ -295,18 +326,6 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         flags["eval_options"] = merge_eval_options(cfg.eval_options, args.eval_opt)
     cfg.update(flags, source="command line")
     return cfg
-
-
-def parse_labels(text: str) -> int | None:
-    if text == "all":
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        raise UsageError(f"--labels must be a positive integer or 'all', got {text!r}") from None
-    if value < 1:
-        raise UsageError(f"--labels must be a positive integer or 'all', got {text!r}")
-    return value
 
 
 def merge_eval_options(base: dict[str, dict[str, Any]], items: list[str]) -> dict[str, dict[str, Any]]:
@@ -352,6 +371,72 @@ def cmd_eval(args: argparse.Namespace) -> int:
         Path(args.run_dir), args.eval, merge_eval_options({}, args.eval_opt), args.device
     )
     print_results(results, Path(args.run_dir))
+    return 0
+
+
+def finished_run(path: str) -> Path:
+    from sslkit import rundir
+
+    run_dir = Path(path)
+    rundir.read_run_config(run_dir)  # one line when it is no run directory
+    if rundir.status(run_dir) != "finished":
+        raise UsageError(f"{run_dir} has not finished; `sslkit run --resume {run_dir}` finishes it first")
+    return run_dir
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import glob
+
+    from sslkit import rundir
+    from sslkit.build import load_run
+    from sslkit.data.images import find_images
+
+    if args.top_k < 1:
+        raise UsageError(f"--top-k must be at least 1, got {args.top_k}")
+    run = load_run(finished_run(args.run_dir), args.device)
+    run.classifier  # noqa: B018  (a run without a classifier stops here, before any decoding)
+    paths: list[Path] = []
+    for given in args.paths:
+        matches = sorted(glob.glob(given, recursive=True)) if glob.has_magic(given) else [given]
+        absent = [m for m in matches if not Path(m).exists()]
+        if not matches or absent:
+            raise UsageError(f"no such file or folder: {absent[0] if absent else given}")
+        paths += find_images(*map(Path, matches))
+    if not paths:
+        raise UsageError(
+            f"no image files in {', '.join(args.paths)}; give image files or folders holding them"
+        )
+    kept, probs, skipped = run.predict_files(paths)
+    text = rundir.predictions_csv([str(p) for p in kept], probs, run.classes, args.top_k)
+    if skipped:
+        print(
+            f"sslkit: skipped {len(skipped)} unreadable file(s): {', '.join(map(str, skipped[:3]))}",
+            file=sys.stderr,
+        )
+    if args.out:
+        from sslkit.engine.checkpoint import atomic_write_text
+
+        atomic_write_text(Path(args.out), text)
+        print(f"{len(kept)} predictions written to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from sslkit import rundir
+    from sslkit.build import load_run
+    from sslkit.export import FORMATS, export_onnx
+
+    if args.format not in FORMATS:
+        raise UsageError(f"unknown export format {args.format!r}; supported: {', '.join(FORMATS)}")
+    run_dir = finished_run(args.run_dir)
+    run = load_run(run_dir, "cpu")
+    out = export_onnx(run.classifier, Path(args.out) if args.out else run_dir / rundir.MODEL_ONNX)
+    print(
+        f"wrote {out} (input 'images' uint8 (N, {run.info.in_chans}, {run.info.image_size}, "
+        f"{run.info.image_size}); output 'probabilities' (N, {len(run.classes)}))"
+    )
     return 0
 
 
@@ -564,6 +649,8 @@ def print_results(
 COMMANDS = {
     "run": cmd_run,
     "eval": cmd_eval,
+    "predict": cmd_predict,
+    "export": cmd_export,
     "plugins": cmd_plugins,
     "ls": cmd_ls,
     "report": cmd_report,

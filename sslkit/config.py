@@ -24,7 +24,9 @@ class RunConfig:
     pretext: str = "fixmatch"
     encoder: str | None = None  # None: the --init run's, else the pretext's recipe, else convnet
     data: str = "digits"
-    labels: int | None = 100  # None: every training label
+    labels: int | str | None = (
+        None  # a count, "all", or None: 100, or every label a folder brings (see labels_spec)
+    )
     labels_per_class: int | None = None
     init: str | None = None  # a run directory whose saved encoder starts this run
     pretrain: bool = True  # run the recipe's pretraining stage first, where it has one (not with --init)
@@ -65,10 +67,10 @@ class RunConfig:
     def update(self, values: dict[str, Any], source: str) -> None:
         names = {f.name: f for f in dataclasses.fields(self)}
         values = {k.replace("-", "_"): v for k, v in values.items()}
-        if values.get("labels") == "all":  # TOML has no null: `labels = "all"` keeps every label
-            values["labels"] = None
+        if values.get("labels") is not None:
+            values["labels"] = parse_labels(values["labels"])
         if values.get("labels_per_class") is not None and "labels" not in values:
-            values["labels"] = None  # a per-class budget replaces the default --labels 100
+            values["labels"] = None  # a per-class budget replaces the default --labels
         for key, value in values.items():
             if key not in names:
                 hint = difflib.get_close_matches(key, names, n=1)
@@ -84,7 +86,7 @@ class RunConfig:
             if value is not None and value <= 0:
                 raise UsageError(f"--{name.replace('_', '-')} must be positive, got {value}")
 
-        for name in ("labels", "labels_per_class", "pool_size", "batch_size", "lr"):
+        for name in ("labels_per_class", "pool_size", "batch_size", "lr"):
             positive(name, getattr(self, name))
         if self.epochs is not None and self.epochs < 0:
             raise UsageError(
@@ -100,13 +102,39 @@ class RunConfig:
             raise UsageError(f"--optimizer must be sgd, adamw or adam, got {self.optimizer!r}")
         if self.on_nan not in ("stop", "lower-lr"):
             raise UsageError(f"--on-nan must be 'stop' or 'lower-lr', got {self.on_nan!r}")
-        if self.labels is not None and self.labels_per_class is not None:
+        if self.labels not in (None, "all") and self.labels_per_class is not None:
             raise UsageError("give either --labels or --labels-per-class, not both")
+
+
+DEFAULT_LABELS = 100  # labels drawn from a fully labeled data set when --labels is not given
+
+
+def parse_labels(value: Any) -> int | str:
+    """A label budget from the command line or a file: a positive count or ``"all"`` (the one parser)."""
+    if value == "all":
+        return "all"
+    try:
+        count = int(value) if isinstance(value, str) or type(value) is int else None
+    except ValueError:
+        count = None
+    if count is None or count < 1:
+        raise UsageError(f"--labels must be a positive integer or 'all', got {value!r}")
+    return count
+
+
+def labels_spec(labels: int | str | None, labels_given: bool) -> int | None:
+    """The count of labels to draw (None: every label): ``--labels`` as given, else every label of a data set
+    that brings its own labeled/unlabeled split (a person's folder), else :data:`DEFAULT_LABELS`."""
+    if labels == "all" or (labels is None and labels_given):
+        return None
+    return DEFAULT_LABELS if labels is None else int(labels)
 
 
 def _check_type(key: str, value: Any, annotation: str, source: str) -> Any:
     kind = str(annotation)
     where = f"{source}: {key}"
+    if key == "labels":
+        return value  # parse_labels checked it
     if kind.startswith("dict"):
         if not isinstance(value, dict):
             raise UsageError(f"{where} must be a table of options, got {value!r}")

@@ -14,11 +14,13 @@ from typing import Any
 import torch
 
 from sslkit import build, rundir
+from sslkit.classifier import Classifier, fold_affine
 from sslkit.config import RunConfig
 from sslkit.engine.loop import log
 from sslkit.errors import UsageError
-from sslkit.features import FeatureCache
+from sslkit.features import FeatureCache, extract_features
 from sslkit.interfaces import EvalContext, Pretext
+from sslkit.probe import fit_probe
 from sslkit.registry import Registry, load_registry
 from sslkit.report.html import write_run_report
 from sslkit.report.progress import status
@@ -34,8 +36,10 @@ def evaluate(
     run_dir: Path | None,
     names: list[str] | None = None,
     label: str = "",
+    heads: dict[str, torch.nn.Module] | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Run the evaluators ``names`` (default ``cfg.eval``); with a ``run_dir`` their details go to files there."""
+    """Run the evaluators ``names`` (default ``cfg.eval``); with a ``run_dir`` their details go to files there;
+    the linear heads they trained go into ``heads`` (by evaluator name) when given."""
     labeled, test = data.labeled, data.bundle.test
     if len(labeled) == 0:
         raise UsageError("the labeled split is empty; evaluators need --labels of at least one per class")
@@ -50,6 +54,8 @@ def evaluate(
         with status(f"evaluating {name}{label}"):
             result = evaluator.evaluate(ctx)
         results[name] = result.metrics
+        if heads is not None and result.head is not None:
+            heads[name] = result.head
         headline = next(iter(result.metrics.items()), None)
         shown = f"{headline[0]} {headline[1]:.4f}, " if headline and isinstance(headline[1], float) else ""
         log(f"{name}{label}: {shown}{time.perf_counter() - t0:.1f} s")
@@ -58,6 +64,31 @@ def evaluate(
                 run_dir / f"eval-{name}.json", {"artifacts": result.artifacts, **result.details}
             )
     return results
+
+
+def run_classifier(
+    pretext: Pretext, data: build.Data, device: torch.device, seed: int, heads: dict[str, torch.nn.Module]
+) -> tuple[Classifier, dict[str, Any]]:
+    """The run's classifier and what to record of it: the method's own classifier where it has one, else the
+    linear probe (the ``linear`` evaluator's, or fitted here). Without a test split, a probe fitted here also
+    gives an honest estimate, its cross-validated accuracy over the labels, unless the method trained on them."""
+    encoder, info = pretext.encoder, data.info
+    own = pretext.classifier_head()
+    record: dict[str, Any] = {"source": "the method's own classifier" if own is not None else "linear probe"}
+    if own is not None:
+        head = heads.get("head") or fold_affine(own, encoder.feature_dim)
+    elif "linear" in heads:
+        head = heads["linear"]
+    else:
+        features = extract_features(encoder, data.labeled.images, info, device)
+        probe = fit_probe(features, data.labeled.labels.cpu(), info.num_classes, seed=seed)
+        head = probe.head()
+        if probe.cv_scores and not pretext.uses_labels:
+            record["estimate"] = {
+                "cv_accuracy": max(probe.cv_scores.values()),
+                "what": f"the linear probe's {len(data.labeled)}-label cross-validated accuracy, not a test score",
+            }
+    return Classifier(encoder, head.to(device), info), record
 
 
 class RawPixels(torch.nn.Module):

@@ -80,6 +80,13 @@ class DataInfo:
     std: tuple[float, ...]
     multilabel: bool = False
     flips: bool = True  # whether a horizontal flip keeps an image's meaning (not for digits)
+    # how a file becomes one of these images (sslkit.data.images.decode_image): converted to this PIL mode ("L" or
+    # "RGB") and resized to an ``image_size`` square; sslkit predict prepares new files the same way
+    resize: str = "bicubic square"
+
+    @property
+    def mode(self) -> str:
+        return "L" if self.in_chans == 1 else "RGB"
 
     @property
     def num_classes(self) -> int:
@@ -95,12 +102,22 @@ class DataInfo:
 @dataclass
 class DatasetBundle:
     """What a dataset provider returns. ``unlabeled`` holds extra images with no labels (SVHN extra, STL-10
-    unlabeled); the training split minus the labeled budget joins it to form the pretraining pool."""
+    unlabeled); the training split minus the labeled budget joins it to form the pretraining pool.
+
+    ``labels_given``: ``train`` is exactly the labeled set a person gave (a folder with its own unlabeled pile):
+    every label is used unless ``--labels`` asks for fewer. ``test`` may hold no images (a folder without a test
+    split). ``train_files`` / ``unlabeled_files`` name each image's file (relative to the dataset's folder) where
+    images come from files, so predictions can name them. ``record`` goes into ``config.json`` (where the labels
+    came from, files skipped as unreadable, the cache)."""
 
     info: DataInfo
     train: Split
     test: Split
     unlabeled: Tensor | None = None
+    labels_given: bool = False
+    train_files: list[str] | None = None
+    unlabeled_files: list[str] | None = None
+    record: dict[str, Any] = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------------------------------ pretext
@@ -190,8 +207,9 @@ class Pretext(nn.Module):
     def save_artifacts(self, run_dir: Path, epoch: int) -> None:
         """Write pictures (samples, reconstructions) into the run directory after an epoch."""
 
-    def predict(self, images: Tensor) -> Tensor | None:
-        """Class logits from the pretext's own classifier, for pretexts that have one (SGAN, supervised)."""
+    def classifier_head(self) -> nn.Module | None:
+        """The pretext's own classifier (fixmatch, sgan, supervised): a module from encoder features to class
+        logits, affine in eval mode (a linear layer, perhaps with dropout or weight norm); None without one."""
         return None
 
 
@@ -241,11 +259,14 @@ class EvalContext:
 
 @dataclass
 class EvalResult:
-    """Scalar metrics (``accuracy`` first by convention) and paths of files written into the run directory."""
+    """Scalar metrics (``accuracy`` first by convention) and paths of files written into the run directory.
+    ``head``: a linear classifier over the run encoder's features that the evaluator trained (the linear probe's),
+    which the run may keep as its classifier."""
 
     metrics: dict[str, float]
     artifacts: dict[str, str] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
+    head: nn.Linear | None = None
 
 
 class Evaluator(Protocol):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -31,6 +32,10 @@ LOCK = "run.lock"  # the pid of the process using the directory
 REPORT = "report.html"
 EVENTS = "tensorboard"  # TensorBoard event files
 PRETRAIN = "pretrain"  # the run directory of the recipe's pretraining stage, inside the run's own
+CLASSIFIER = "classifier.safetensors"  # the run's classifier head over the encoder's features
+CLASSIFIER_INFO = "classifier.json"  # what the classifier needs: classes, image size, channels, normalization
+PREDICTIONS = "predictions.csv"  # the classifier's labels for the pool: path, class, confidence, runner-up
+MODEL_ONNX = "model.onnx"  # where `sslkit export` writes the classifier by default
 
 
 def create(parent: Path, name: str) -> Path:
@@ -179,6 +184,76 @@ def load_encoder_weights(encoder: torch.nn.Module, run_dir: Path, described: str
         lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
         first = lines[1] if len(lines) > 1 else lines[0]
         raise UsageError(f"{path} does not fit {described} ({first})") from None
+
+
+def save_classifier(classifier: Any, record: dict[str, Any], run_dir: Path) -> None:
+    """The run's :class:`~sslkit.classifier.Classifier`: its head as safetensors (the encoder is ``ENCODER``) and,
+    in ``CLASSIFIER_INFO``, what turns an image file into its input and its outputs into class names."""
+    from safetensors.torch import save_file
+
+    head = classifier.head
+    state = {"weight": head.weight.detach().cpu().contiguous(), "bias": head.bias.detach().cpu().contiguous()}
+    tmp = run_dir / f".{CLASSIFIER}.tmp"
+    save_file(state, str(tmp))
+    os.replace(tmp, run_dir / CLASSIFIER)
+    info = dataclasses.asdict(classifier.info)
+    write_json(
+        run_dir / CLASSIFIER_INFO,
+        {
+            **record,
+            "encoder_weights": ENCODER,
+            "head_weights": CLASSIFIER,
+            "mode": classifier.info.mode,
+            **info,
+        },
+    )
+
+
+def load_classifier_head(run_dir: Path) -> torch.nn.Linear:
+    """The saved classifier head; a run without one is one line naming why and what to do."""
+    from safetensors.torch import load_file
+
+    path = run_dir / CLASSIFIER
+    if not path.exists():
+        why = (
+            "has not finished"
+            if status(run_dir) != "finished"
+            else "has no classifier (a multi-label run, or one from before classifiers were saved)"
+        )
+        raise UsageError(
+            f"{run_dir} {why}: no {CLASSIFIER}; finish it with `sslkit run --resume {run_dir}` or train a new run"
+        )
+    state = load_file(str(path))
+    head = torch.nn.Linear(state["weight"].shape[1], state["weight"].shape[0])
+    head.load_state_dict(state)
+    return head
+
+
+def predictions_csv(names: list[str], probs: torch.Tensor, classes: list[str], top_k: int = 2) -> str:
+    """CSV text: for each image its name, the predicted class and its probability, then the next ``top_k - 1``
+    classes with theirs (``runner_up``, then ``class_3``...)."""
+    k = min(top_k, probs.shape[1])
+    header = ["path", "class", "confidence"]
+    for rank in range(2, k + 1):
+        header += (
+            ["runner_up", "runner_up_confidence"] if rank == 2 else [f"class_{rank}", f"confidence_{rank}"]
+        )
+    top = probs.topk(k, dim=1)
+    lines = [_csv_row(header)]
+    for name, values, index in zip(names, top.values.tolist(), top.indices.tolist()):
+        cells = [name]
+        for value, i in zip(values, index):
+            cells += [classes[i], f"{value:.4f}"]
+        lines.append(_csv_row(cells))
+    return "\n".join(lines) + "\n"
+
+
+def _csv_row(cells: list[str]) -> str:
+    import io
+
+    out = io.StringIO()
+    csv.writer(out, lineterminator="").writerow(cells)
+    return out.getvalue()
 
 
 def provenance(init: Path) -> dict[str, Any]:

@@ -17,10 +17,11 @@ import torch
 from sslkit import build, rundir
 from sslkit.config import RunConfig
 from sslkit.engine import distributed as dist
+from sslkit.engine.checkpoint import atomic_write_text
 from sslkit.engine.loop import DistributedUnsupported, Diverged, Schedule, Trainer, log, prepare_model
 from sslkit.engine.scalars import write_results
 from sslkit.errors import Interrupted, UsageError
-from sslkit.evaluate import baselines, evaluate
+from sslkit.evaluate import baselines, evaluate, run_classifier
 from sslkit.interfaces import Pretext, Split
 from sslkit.registry import Registry, load_registry
 from sslkit.report.html import write_run_report
@@ -76,6 +77,8 @@ def _run(
     rank0 = dist.rank() == 0
     data = build.load_data(registry, cfg)
     info, labeled, pool = data.info, data.labeled, data.pool
+    if cfg.labels_per_class is None:
+        cfg = dataclasses.replace(cfg, labels=data.labels)  # the record names the budget the run drew
     stage = build.pretrain_stage(registry, cfg)
     init = Path(cfg.init) if cfg.init else None
     pretext = build.build_model(registry, cfg, info, init)  # bad options stop here: nothing written
@@ -105,6 +108,7 @@ def _run(
                     "pool": len(pool),
                     "labels_sha256": data.labels_digest,
                     "classes": info.classes,
+                    **data.bundle.record,
                 },
                 "info": dataclasses.asdict(info),
                 "device": str(device),
@@ -123,7 +127,8 @@ def _run(
         if not quiet and rank0:
             log(
                 f"[bold]run[/] {run_dir}  ({info.name}: {len(labeled)} labeled, {len(pool)} unlabeled, "
-                f"{len(data.bundle.test)} test; {cfg.pretext} on {cfg.encoder}, {schedule.epochs} epochs, {device}"
+                f"{len(data.bundle.test) or 'no'} test, {info.image_size}x{info.image_size} {info.mode}; "
+                f"{cfg.pretext} on {cfg.encoder}, {schedule.epochs} epochs, {device}"
                 f"{', bfloat16 steps' if amp else ''})"
             )
         t0 = time.perf_counter()
@@ -135,13 +140,28 @@ def _run(
             return RunResult(run_dir, {}, history)
         rundir.save_encoder(pretext.encoder, run_dir)
         t0 = time.perf_counter()
-        results = evaluate(registry, cfg, pretext, pretext.encoder, data, device, run_dir)
+        heads: dict[str, torch.nn.Module] = {}
+        has_test = len(data.bundle.test) > 0
+        if not has_test:
+            log("[yellow]no test split[/]: the run trains and predicts, but measures no test accuracy")
+        results = (
+            evaluate(registry, cfg, pretext, pretext.encoder, data, device, run_dir, heads=heads)
+            if has_test
+            else {}
+        )
         summary: dict[str, Any] = {
             "results": results,
             "train_seconds": round(train_seconds, 2),
             "labeled": len(labeled),
         }
-        if cfg.baselines:
+        if not info.multilabel and len(labeled) > 0:
+            classifier, summary["classifier"] = run_classifier(pretext, data, device, cfg.seed, heads)
+            rundir.save_classifier(classifier, summary["classifier"], run_dir)
+            if len(pool):
+                probs = classifier.probabilities(pool)
+                text = rundir.predictions_csv(data.pool_names, probs, info.classes)
+                atomic_write_text(run_dir / rundir.PREDICTIONS, text)
+        if cfg.baselines and has_test:
             summary["baselines"] = baselines(registry, cfg, data, device)
         summary["eval_seconds"] = round(time.perf_counter() - t0, 2)
         rundir.write_json(run_dir / rundir.RESULTS, summary)

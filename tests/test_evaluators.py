@@ -14,11 +14,11 @@ import pytest
 import torch
 from PIL import Image
 from sslkit_builtins.evaluators.knn import KNN, knn_votes
-from sslkit_builtins.evaluators.linear import standardization
 from sslkit_builtins.evaluators.metrics import average_precision, voc07_average_precision
 
 from sslkit import DataInfo, EvalContext, Split, UsageError
 from sslkit.cli import main
+from sslkit.probe import standardization
 
 CLASSES = [
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -363,10 +363,9 @@ def test_sslkit_eval_reruns_knn_on_the_saved_encoder(tmp_path: Path, capsys) -> 
 
 
 def test_finetune_starts_from_the_probe_and_trains_end_to_end(registry) -> None:
-    from sslkit_builtins.evaluators.finetune import Classifier, head_from_probe, predict
-    from sslkit_builtins.evaluators.linear import fit_logistic
-
+    from sslkit import Classifier, linear_head
     from sslkit.features import FeatureCache
+    from sslkit.probe import fit_logistic
 
     bundle = registry.build("dataset", "digits", Path("."), False)
     torch.manual_seed(0)
@@ -378,10 +377,10 @@ def test_finetune_starts_from_the_probe_and_trains_end_to_end(registry) -> None:
     x, y = feats("labeled"), labeled.labels
     mean, std = x.mean(0), x.std(0).clamp_min(1e-6)
     w, b = fit_logistic((x - mean) / std, y, 10, 0.1, 100)
-    model = Classifier(encoder, 10, bundle.info)
-    head_from_probe(model.head, w, b, mean.double(), std.double())
+    model = Classifier(encoder, linear_head(w, b, mean, std), bundle.info)
     probe_logits = ((feats("test") - mean) / std).double() @ w + b
-    assert torch.equal(predict(model, bundle.test.images, cpu).argmax(1), probe_logits.argmax(1))
+    assert torch.allclose(model.logits(bundle.test.images).double(), probe_logits, atol=1e-3)
+    assert torch.equal(model.logits(bundle.test.images).argmax(1), probe_logits.argmax(1))
 
     ctx = EvalContext(encoder, None, bundle.info, labeled, bundle.test, feats, cpu, None, 0)
     before = {k: v.clone() for k, v in encoder.state_dict().items()}
@@ -433,7 +432,7 @@ def test_timm_pretrained_offline_names_the_fix() -> None:
 
 
 def test_linear_probe_cross_validation_standardizes_inside_each_fold(monkeypatch: pytest.MonkeyPatch) -> None:
-    from sslkit_builtins.evaluators import linear
+    from sslkit import probe as linear
 
     seen: list[int] = []
     real = linear.standardization

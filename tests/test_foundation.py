@@ -182,7 +182,8 @@ def test_rotation_lowers_its_loss_on_real_fashion_mnist(fashion) -> None:
 
 def test_linear_probe_matches_scikit_learn() -> None:
     from sklearn.linear_model import LogisticRegression
-    from sslkit_builtins.evaluators.linear import fit_logistic
+
+    from sslkit.probe import fit_logistic
 
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(120, 8, generator=gen, dtype=torch.float64)

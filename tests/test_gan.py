@@ -92,7 +92,10 @@ def test_a_few_dozen_improved_gan_steps_on_mnist_lower_the_supervised_loss(regis
     assert {"d_accuracy", "train_accuracy", "g_loss", "unsupervised"} <= set(steps[0])
     # evaluated: the moving average of the discriminator, not the trained one
     assert not torch.equal(pretext.encoder.net[1].direction, pretext.student["encoder"].net[1].direction)
-    assert pretext.predict(mnist.info.normalize(pool[:8].float() / 255)).shape == (8, 10)
+    assert pretext.classifier_head()(pretext.encoder(mnist.info.normalize(pool[:8].float() / 255))).shape == (
+        8,
+        10,
+    )
 
 
 def test_a_collapse_is_named(registry, fashion) -> None:

@@ -157,7 +157,7 @@ def _img(uri: str, alt: str, cls: str = "") -> str:
 def _labels_text(cfg: dict[str, Any]) -> str:
     if cfg.get("labels_per_class"):
         return f"{cfg['labels_per_class']} per class"
-    return "all" if cfg.get("labels") is None else str(cfg["labels"])
+    return "all" if cfg.get("labels") in (None, "all") else str(cfg["labels"])
 
 
 def _options(opts: dict[str, Any]) -> str:

@@ -25,37 +25,18 @@ import torch
 from torch import Tensor, nn
 
 from sslkit import (
+    Classifier,
     Component,
-    DataInfo,
     EvalContext,
     EvalResult,
     Split,
     UsageError,
     augment,
     autocast,
+    fit_probe,
     hookimpl,
 )
-from sslkit_builtins.evaluators.linear import fit_probe
 from sslkit_builtins.evaluators.metrics import classification_report, save_confusion_csv
-
-
-class Classifier(nn.Module):
-    """encoder -> linear head; takes float images in [0, 1] and normalizes them itself."""
-
-    def __init__(self, encoder: nn.Module, num_outputs: int, info: DataInfo) -> None:
-        super().__init__()
-        self.encoder, self.info = encoder, info
-        self.head = nn.Linear(encoder.feature_dim, num_outputs)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.encoder(self.info.normalize(x)))
-
-
-def head_from_probe(head: nn.Linear, w: Tensor, b: Tensor, mean: Tensor, std: Tensor) -> None:
-    """Fold feature standardization into the head: ``((f - mean) / std) @ w + b`` as ``f @ W' + b'``."""
-    with torch.no_grad():
-        head.weight.copy_((w / std.view(-1, 1)).T.float())
-        head.bias.copy_((b - (mean / std) @ w).float())
 
 
 def freeze_batchnorm_stats(model: nn.Module) -> None:
@@ -128,16 +109,6 @@ def interpolate_weights(model: nn.Module, start: dict[str, Tensor], alpha: float
                 value.copy_(torch.lerp(start[name].to(value.device), value, alpha))
 
 
-@torch.inference_mode()
-def predict(model: nn.Module, images: Tensor, device: torch.device, batch_size: int = 512) -> Tensor:
-    model.eval()
-    out = [
-        model(images[i : i + batch_size].to(device).float().div_(255)).float().cpu()
-        for i in range(0, len(images), batch_size)
-    ]
-    return torch.cat(out)
-
-
 class FineTune:
     def __init__(
         self,
@@ -184,13 +155,13 @@ class FineTune:
                 "the labeled split is empty; fine-tuning needs --labels of at least one per class"
             )
         k = ctx.info.num_classes
-        model = Classifier(copy.deepcopy(ctx.encoder), k, ctx.info)
+        head = nn.Linear(ctx.encoder.feature_dim, k)
         details: dict = {}
         if self.probe_init:
             x, y = ctx.features("labeled"), ctx.labeled.labels.cpu().long()
-            probe = fit_probe(x, y, k, [0.01, 0.1, 1.0, 10.0], 5, ctx.seed, 300)
-            head_from_probe(model.head, probe.w, probe.b, probe.mean.double(), probe.std.double())
-            details["probe_C"] = probe.c
+            probe = fit_probe(x, y, k, seed=ctx.seed, max_iter=300)
+            head, details["probe_C"] = probe.head(), probe.c
+        model = Classifier(copy.deepcopy(ctx.encoder), head.to(ctx.device), ctx.info)
         start = {k: v.detach().clone() for k, v in model.state_dict().items()}
         losses = train_end_to_end(
             model,
@@ -209,7 +180,7 @@ class FineTune:
         )
         if self.wise < 1:
             interpolate_weights(model, start, self.wise)
-        logits = predict(model, ctx.test.images, ctx.device)
+        logits = model.logits(ctx.test.images)
         metrics, report = classification_report(logits, ctx.test.labels.cpu().long(), ctx.info.classes)
         details.update(report)
         details["loss_first_last"] = [losses[0], losses[-1]]

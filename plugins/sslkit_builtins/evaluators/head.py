@@ -1,10 +1,9 @@
-"""The pretext's own classifier (SGAN's discriminator, the supervised baseline's head) scored on the test split."""
+"""The pretext's own classifier (fixmatch's, SGAN's discriminator, the supervised baseline's head) scored on the
+test split; it is also the run's classifier (``sslkit predict``, ``sslkit export``)."""
 
 from __future__ import annotations
 
-import torch
-
-from sslkit import Component, EvalContext, EvalResult, Pretext, UsageError, hookimpl
+from sslkit import Classifier, Component, EvalContext, EvalResult, UsageError, fold_affine, hookimpl
 from sslkit_builtins.evaluators.metrics import classification_report
 
 
@@ -14,7 +13,6 @@ class HeadEvaluator:
             raise UsageError(f"head option batch_size must be at least 1, got {batch_size}")
         self.batch_size = batch_size
 
-    @torch.inference_mode()
     def evaluate(self, ctx: EvalContext) -> EvalResult:
         pretext = ctx.pretext
         if pretext is None:
@@ -22,20 +20,17 @@ class HeadEvaluator:
                 "evaluator 'head' needs the trained pretext's classifier, and this run kept no checkpoint.pt "
                 "to rebuild it from: use --eval linear,knn here, or --eval head in `sslkit run`"
             )
-        if type(pretext).predict is Pretext.predict:
+        own = pretext.classifier_head()
+        if own is None:
             raise UsageError(
-                f"evaluator 'head' needs a pretext with its own classifier (sgan, supervised); "
+                f"evaluator 'head' needs a pretext with its own classifier (fixmatch, sgan, supervised); "
                 f"{type(pretext).__name__} has none: use --eval linear or knn"
             )
-        was = pretext.training
-        pretext.eval()
-        out = []
-        for start in range(0, len(ctx.test), self.batch_size):
-            x = ctx.test.images[start : start + self.batch_size].to(ctx.device).float().div_(255)
-            out.append(pretext.predict(ctx.info.normalize(x)).float().cpu())
-        pretext.train(was)
-        metrics, details = classification_report(torch.cat(out), ctx.test.labels.cpu(), ctx.info.classes)
-        return EvalResult(metrics, details=details)
+        head = fold_affine(own, ctx.encoder.feature_dim)
+        model = Classifier(ctx.encoder, head.to(ctx.device), ctx.info)
+        logits = model.logits(ctx.test.images, self.batch_size)
+        metrics, details = classification_report(logits, ctx.test.labels.cpu(), ctx.info.classes)
+        return EvalResult(metrics, details=details, head=head)
 
 
 @hookimpl
@@ -44,6 +39,6 @@ def sslkit_evaluators() -> list[Component]:
         Component(
             "head",
             HeadEvaluator,
-            "test accuracy of the pretext's own classifier (sgan, supervised)",
+            "test accuracy of the pretext's own classifier (fixmatch, sgan, supervised)",
         )
     ]

@@ -18,9 +18,19 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from sslkit import Component, EvalContext, EvalResult, UsageError, augment, hookimpl
-from sslkit_builtins.evaluators.finetune import Classifier, head_from_probe, predict, train_end_to_end
-from sslkit_builtins.evaluators.linear import standardization
+from sslkit import (
+    C_GRID,
+    Classifier,
+    Component,
+    EvalContext,
+    EvalResult,
+    UsageError,
+    augment,
+    hookimpl,
+    linear_head,
+    standardization,
+)
+from sslkit_builtins.evaluators.finetune import train_end_to_end
 from sslkit_builtins.evaluators.metrics import average_precision, voc07_average_precision
 
 
@@ -113,7 +123,7 @@ class VocMAP:
     def __init__(
         self,
         mode: str = "linear",
-        c_grid: list = (0.01, 0.1, 1.0, 10.0),
+        c_grid: list = C_GRID,
         folds: int = 3,
         steps: int = 300,
         batch_size: int = 64,
@@ -158,8 +168,8 @@ class VocMAP:
             train_scores = xs.double() @ w + b
             test_scores = ((ctx.features("test") - mean) / std).double() @ w + b
         else:
-            model = Classifier(copy.deepcopy(ctx.encoder), len(classes), ctx.info)
-            head_from_probe(model.head, w, b, mean.double(), std.double())
+            head = linear_head(w, b, mean, std).to(ctx.device)
+            model = Classifier(copy.deepcopy(ctx.encoder), head, ctx.info)
             train_end_to_end(
                 model,
                 ctx.labeled,
@@ -174,8 +184,8 @@ class VocMAP:
                 ctx.seed,
                 amp=ctx.amp,
             )
-            train_scores = predict(model, ctx.labeled.images, ctx.device).double()
-            test_scores = predict(model, ctx.test.images, ctx.device).double()
+            train_scores = model.logits(ctx.labeled.images).double()
+            test_scores = model.logits(ctx.test.images).double()
         metrics, per_class = ap_table(test_scores, test_y, classes)
         metrics["train_mAP"] = mean_ap(train_scores, y)
         details.update(per_class)

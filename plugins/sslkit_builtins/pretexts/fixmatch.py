@@ -288,8 +288,8 @@ class FixMatch(Pretext):
         average = nn.ModuleDict({"encoder": self.encoder, "classifier": self.classifier})
         update_average(average, self.student, self.ema, int(self.average_steps))
 
-    def predict(self, images: Tensor) -> Tensor:
-        return self.classifier(self.encoder(images))
+    def classifier_head(self) -> nn.Module:
+        return self.classifier
 
 
 @hookimpl

@@ -410,8 +410,8 @@ class SGAN(_GAN):
             update_average(average, self.student, self.ema, int(self.average_steps))
         return terms
 
-    def predict(self, images: Tensor) -> Tensor:
-        return self.classifier(self.encoder(images))
+    def classifier_head(self) -> nn.Module:
+        return self.classifier
 
 
 @hookimpl

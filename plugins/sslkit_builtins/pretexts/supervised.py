@@ -39,12 +39,12 @@ class Supervised(Pretext):
         x = batch.images
         if self.augment:
             x = augment.light_augment(x, flip=self.info.flips)
-        logits = self.predict(self.info.normalize(x))
+        logits = self.classifier(self.encoder(self.info.normalize(x)))
         loss = F.cross_entropy(logits.float(), batch.labels)
         return {"loss": loss, "accuracy": (logits.argmax(1) == batch.labels).float().mean()}
 
-    def predict(self, images: Tensor) -> Tensor:
-        return self.classifier(self.encoder(images))
+    def classifier_head(self) -> nn.Module:
+        return self.classifier
 
 
 @hookimpl
