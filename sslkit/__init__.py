@@ -10,9 +10,7 @@ from sslkit.blocks import mlp_head, update_average
 from sslkit.build import TrainedRun, load_encoder, load_run
 from sslkit.classifier import Classifier, fold_affine, linear_head
 from sslkit.data import augment
-from sslkit.engine.checkpoint import atomic_write_text
 from sslkit.engine.distributed import gather_with_grad
-from sslkit.engine.loop import log
 from sslkit.errors import UsageError
 from sslkit.features import extract_features
 from sslkit.hookspecs import hookimpl
@@ -32,6 +30,7 @@ from sslkit.interfaces import (
 from sslkit.probe import C_GRID, fit_probe, standardization
 from sslkit.runner import RunResult
 from sslkit.runner import run_settings as run
+from sslkit.util import atomic_write_text, log
 
 __version__ = "0.1.0"
 __all__ = [

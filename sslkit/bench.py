@@ -39,11 +39,10 @@ from typing import Any
 
 from sslkit import build, rundir
 from sslkit.config import RunConfig, parse_labels, read_toml
-from sslkit.engine.checkpoint import atomic_write_text
-from sslkit.engine.loop import log
 from sslkit.errors import UsageError
 from sslkit.registry import Registry, load_registry
 from sslkit.runner import run
+from sslkit.util import atomic_write_text, log
 
 GRID_KEYS = ("data", "labels", "labels_per_class", "seed", "out")  # set by the grid, not by a method
 SUITE_KEYS = ("name", "description", "datasets", "labels", "seeds", "tsne_points", "defaults", "methods")
@@ -188,7 +187,7 @@ def run_cell(cell: Cell, run_dir: Path, quiet: bool = False) -> None:
     else:
         run(cell.cfg, run_dir=run_dir, quiet=quiet)
     record = {"wall_seconds": round(time.perf_counter() - t0, 2), "threads": _threads()}
-    atomic_write_text(run_dir / "bench.json", json.dumps(record, indent=2))
+    atomic_write_text(run_dir / rundir.BENCH, json.dumps(record, indent=2))
 
 
 def _threads() -> int:
@@ -343,7 +342,7 @@ def summarize(suite: Suite, cells: list[Cell], out: Path) -> SuiteResult:
     for c in cells:
         run_dir = out / c.name
         summary = rundir.read_json(run_dir / rundir.RESULTS)
-        bench = rundir.read_json(run_dir / "bench.json") or {}
+        bench = rundir.read_json(run_dir / rundir.BENCH) or {}
         recorded = (rundir.read_json(run_dir / rundir.CONFIG) or {}).get("config", {})
         encoder = c.cfg.encoder or recorded.get("encoder", "(the pretext's recipe)")
         record = {

@@ -414,7 +414,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     if args.out:
-        from sslkit.engine.checkpoint import atomic_write_text
+        from sslkit.util import atomic_write_text
 
         atomic_write_text(Path(args.out), text)
         print(f"{len(kept)} predictions written to {args.out}", file=sys.stderr)
@@ -444,7 +444,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from sslkit.registry import conflict_message, load_registry
-    from sslkit.report.progress import stdout
+    from sslkit.util import stdout
 
     registry = load_registry()
     if args.name:
@@ -492,7 +492,7 @@ def _plugin_detail(registry: Any, name: str, kind: str | None) -> int:
     from rich.table import Table
 
     from sslkit.interfaces import KINDS
-    from sslkit.report.progress import stdout
+    from sslkit.util import stdout
 
     entries, errors = [], []
     for k in [kind] if kind else KINDS:
@@ -533,7 +533,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from sslkit import rundir
-    from sslkit.report.progress import stdout
+    from sslkit.util import stdout
 
     root = Path(args.runs)
     if not root.is_dir():
@@ -580,13 +580,14 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from sslkit import rundir
     from sslkit.report.html import write_report
 
     dirs = [Path(d) for d in args.run_dirs]
     output = (
         Path(args.output)
         if args.output
-        else (dirs[0] / "report.html" if len(dirs) == 1 else Path("report.html"))
+        else (dirs[0] / rundir.REPORT if len(dirs) == 1 else Path(rundir.REPORT))
     )
     if args.tsne_points is not None and args.tsne_points < 0:
         raise UsageError(f"--tsne-points must be >= 0 (0 skips t-SNE), got {args.tsne_points}")
@@ -614,7 +615,7 @@ def print_results(
     from rich.table import Table
 
     from sslkit import rundir
-    from sslkit.report.progress import stdout
+    from sslkit.util import stdout
 
     baselines = baselines or {}
     table = Table(title="results")

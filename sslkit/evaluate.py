@@ -16,14 +16,13 @@ import torch
 from sslkit import build, rundir
 from sslkit.classifier import Classifier, fold_affine
 from sslkit.config import RunConfig
-from sslkit.engine.loop import log
 from sslkit.errors import UsageError
 from sslkit.features import FeatureCache, extract_features
 from sslkit.interfaces import EvalContext, Pretext
 from sslkit.probe import fit_probe
 from sslkit.registry import Registry, load_registry
 from sslkit.report.html import write_run_report
-from sslkit.report.progress import status
+from sslkit.util import log, status
 
 
 def evaluate(
@@ -61,7 +60,7 @@ def evaluate(
         log(f"{name}{label}: {shown}{time.perf_counter() - t0:.1f} s")
         if run_dir is not None and (result.details or result.artifacts):
             rundir.write_json(
-                run_dir / f"eval-{name}.json", {"artifacts": result.artifacts, **result.details}
+                rundir.eval_details(run_dir, name), {"artifacts": result.artifacts, **result.details}
             )
     return results
 

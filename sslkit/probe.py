@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from sslkit.classifier import linear_head
-from sslkit.engine.loop import log
+from sslkit.util import log
 
 C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)  # the L2 strengths cross-validation chooses from
 

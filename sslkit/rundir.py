@@ -19,8 +19,9 @@ from typing import Any
 
 import torch
 
-from sslkit.engine.checkpoint import atomic_write_text
+from sslkit.engine.scalars import RunFiles
 from sslkit.errors import UsageError
+from sslkit.util import atomic_write_text
 
 CONFIG = "config.json"  # the settings, the schedule, the data sizes, provenance and environment
 RESULTS = "results.json"  # the evaluators' metrics and the baselines, written when the run finishes
@@ -36,6 +37,26 @@ CLASSIFIER = "classifier.safetensors"  # the run's classifier head over the enco
 CLASSIFIER_INFO = "classifier.json"  # what the classifier needs: classes, image size, channels, normalization
 PREDICTIONS = "predictions.csv"  # the classifier's labels for the pool: path, class, confidence, runner-up
 MODEL_ONNX = "model.onnx"  # where `sslkit export` writes the classifier by default
+TSNE = "tsne.json"  # the report's cached t-SNE coordinates
+BENCH = "bench.json"  # a benchmark cell's wall time
+EVAL_DETAILS = "eval-{name}.json"  # an evaluator's details (per-class scores, confusion matrix, chosen C)
+
+
+def eval_details(run_dir: Path, name: str) -> Path:
+    return run_dir / EVAL_DETAILS.format(name=name)
+
+
+def evaluators_with_details(run_dir: Path) -> list[str]:
+    """The evaluators that wrote details into ``run_dir``, by name."""
+    prefix, suffix = EVAL_DETAILS.split("{name}")
+    return [p.name[len(prefix) : -len(suffix)] for p in sorted(run_dir.glob(EVAL_DETAILS.format(name="*")))]
+
+
+def run_files(run_dir: Path) -> RunFiles:
+    """The files training writes in ``run_dir``."""
+    return RunFiles(
+        run_dir, run_dir / CHECKPOINT, run_dir / METRICS, run_dir / STEPS, run_dir / EVENTS, run_dir / CONFIG
+    )
 
 
 def create(parent: Path, name: str) -> Path:

@@ -17,14 +17,14 @@ import torch
 from sslkit import build, rundir
 from sslkit.config import RunConfig
 from sslkit.engine import distributed as dist
-from sslkit.engine.checkpoint import atomic_write_text
-from sslkit.engine.loop import DistributedUnsupported, Diverged, Schedule, Trainer, log, prepare_model
+from sslkit.engine.loop import DistributedUnsupported, Diverged, Schedule, Trainer, prepare_model
 from sslkit.engine.scalars import write_results
 from sslkit.errors import Interrupted, UsageError
 from sslkit.evaluate import baselines, evaluate, run_classifier
 from sslkit.interfaces import Pretext, Split
 from sslkit.registry import Registry, load_registry
 from sslkit.report.html import write_run_report
+from sslkit.util import atomic_write_text, log
 
 
 @dataclass
@@ -167,7 +167,7 @@ def _run(
         rundir.write_json(run_dir / rundir.RESULTS, summary)
         scores = {"eval": results, **{f"baseline_{k}": v for k, v in summary.get("baselines", {}).items()}}
         for prefix, values in scores.items():
-            write_results(run_dir, steps, values, prefix, cfg.wandb)
+            write_results(rundir.run_files(run_dir), steps, values, prefix, cfg.wandb)
         write_run_report(run_dir, cfg.tsne_points, quiet)
     return RunResult(run_dir, results, history, summary.get("baselines", {}))
 
@@ -202,7 +202,8 @@ def pretrain(
     on_device = pool.to(device) if device.type == "cuda" else pool
     labeled = Split(labeled.images.to(device), labeled.labels.to(device))
     try:
-        trainer = Trainer(pretext, on_device, labeled, schedule, device, seed, run_dir, not quiet, amp)
+        files = rundir.run_files(run_dir)
+        trainer = Trainer(pretext, on_device, labeled, schedule, device, seed, files, not quiet, amp)
     except DistributedUnsupported as exc:
         raise UsageError(str(exc)) from None
     if resume is not None and (run_dir / rundir.CHECKPOINT).exists():

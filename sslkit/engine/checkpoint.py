@@ -18,19 +18,7 @@ from typing import Any
 import torch
 
 from sslkit.errors import UsageError
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
+from sslkit.util import atomic_write_bytes, atomic_write_text
 
 
 def _sidecar(path: Path) -> Path:

@@ -14,12 +14,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from sslkit import rundir
 from sslkit.engine import distributed as dist
 from sslkit.engine.checkpoint import load_checkpoint, save_checkpoint
-from sslkit.engine.scalars import ScalarLog
+from sslkit.engine.scalars import RunFiles, ScalarLog
 from sslkit.interfaces import Batch, Pretext, Split
-from sslkit.report.progress import console, training_progress
+from sslkit.util import console, log, training_progress
 
 
 class Diverged(RuntimeError):
@@ -52,7 +51,7 @@ class Trainer:
     schedule: Schedule
     device: torch.device
     seed: int
-    run_dir: Path | None = None
+    files: RunFiles | None = None  # None: nothing is written (tests, benchmarks)
     show_progress: bool = True
     amp: torch.dtype | None = None  # autocast precision of the training steps (bfloat16 on CUDA by default)
 
@@ -136,7 +135,7 @@ class Trainer:
 
     @property
     def checkpoint_path(self) -> Path | None:
-        return self.run_dir / rundir.CHECKPOINT if self.run_dir else None
+        return self.files.checkpoint if self.files else None
 
     def save(self) -> None:
         state = self.state_dict()  # collective: every rank takes part
@@ -181,8 +180,8 @@ class Trainer:
     def fit(self) -> list[dict[str, Any]]:
         """Train to the last epoch; returns this session's per-epoch records (also in ``metrics.jsonl``)."""
         history: list[dict[str, Any]] = []
-        if self.run_dir and self.rank == 0:
-            self.scalars = ScalarLog(self.run_dir, self.global_step, self.schedule.wandb)
+        if self.files and self.rank == 0:
+            self.scalars = ScalarLog(self.files, self.global_step, self.schedule.wandb)
         try:
             with training_progress(self.show_progress and self.rank == 0) as progress:
                 task = progress.add_task(
@@ -293,9 +292,9 @@ class Trainer:
             log(f"[yellow]epoch {self.epoch + 1}: {warning}[/]")
         if self.scalars:
             self.scalars.epoch(self.global_step, record)
-        if self.run_dir and self.rank == 0:
-            self.pretext.save_artifacts(self.run_dir, self.epoch + 1)
-            with open(self.run_dir / rundir.METRICS, "a") as fh:
+        if self.files and self.rank == 0:
+            self.pretext.save_artifacts(self.files.folder, self.epoch + 1)
+            with open(self.files.metrics, "a") as fh:
                 fh.write(json.dumps(record) + "\n")
         self.epoch += 1
         self.step_in_epoch, self.sums, self.count = 0, {}, 0
@@ -310,9 +309,9 @@ class Trainer:
 
     def _truncate_metrics(self) -> None:
         """Drop log lines of epochs the checkpoint has not finished (written before a kill, redone on resume)."""
-        if not self.run_dir or self.rank != 0:
+        if not self.files or self.rank != 0:
             return
-        path = self.run_dir / rundir.METRICS
+        path = self.files.metrics
         if path.exists():
             lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
             keep = [ln for ln in lines if json.loads(ln)["epoch"] <= self.epoch]
@@ -338,8 +337,3 @@ def prepare_model(model: torch.nn.Module, device: torch.device, compile: bool = 
 
 def _to_float(images: Tensor, device: torch.device) -> Tensor:
     return images.to(device, non_blocking=True).float().div_(255)
-
-
-def log(msg: str) -> None:
-    if dist.rank() == 0:
-        console.print(msg)

@@ -6,23 +6,36 @@ package also brings the ``tensorboard`` viewer, so the command above works right
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sslkit import rundir
+
+@dataclass(frozen=True)
+class RunFiles:
+    """Where training writes inside a run directory (:func:`sslkit.rundir.run_files` names them)."""
+
+    folder: Path  # the pretext's pictures (samples, reconstructions)
+    checkpoint: Path
+    metrics: Path  # one JSON line per epoch
+    steps: Path  # the per-step scalars, CSV
+    events: Path  # TensorBoard event files
+    config: Path  # the run's record, read for the W&B run's config
 
 
 class ScalarLog:
     """Writes ``steps.csv`` and the event files. On resume at ``step``, rows and events after it (written before a
     kill, about to be redone) are dropped, so the logs read as if the run had never stopped."""
 
-    def __init__(self, run_dir: Path, step: int = 0, wandb_project: str | None = None) -> None:
+    def __init__(self, files: RunFiles, step: int = 0, wandb_project: str | None = None) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
-        self.wandb = _wandb_run(run_dir, wandb_project)
-        self.events = SummaryWriter(str(run_dir / rundir.EVENTS), purge_step=step + 1 if step else None)
-        self.path = run_dir / rundir.STEPS
+        self.wandb = _wandb_run(files, wandb_project)
+        self.events = SummaryWriter(str(files.events), purge_step=step + 1 if step else None)
+        self.path = files.steps
         self.columns: list[str] | None = None
         if step and self.path.exists():
             with self.path.open(newline="") as fh:
@@ -65,25 +78,27 @@ class ScalarLog:
             self.wandb.finish()
 
 
-def _wandb_run(run_dir: Path, project: str | None) -> Any:
-    """A Weights & Biases run for ``run_dir`` (the same one again on resume), or None without a project."""
+def _wandb_run(files: RunFiles, project: str | None) -> Any:
+    """A Weights & Biases run for the run directory (the same one again on resume), or None without a project."""
     if not project:
         return None
     import wandb
 
-    config = rundir.read_json(run_dir / rundir.CONFIG) or {}
+    config: dict[str, Any] = {}
+    with contextlib.suppress(OSError, ValueError):
+        config = json.loads(files.config.read_text())
     return wandb.init(
         project=project,
-        name=run_dir.name,
-        id=run_dir.name,
-        dir=str(run_dir),
+        name=files.folder.name,
+        id=files.folder.name,
+        dir=str(files.folder),
         resume="allow",
         config=config.get("config"),
     )
 
 
 def write_results(
-    run_dir: Path,
+    files: RunFiles,
     step: int,
     results: dict[str, dict[str, Any]],
     prefix: str = "eval",
@@ -98,10 +113,10 @@ def write_results(
         for metric, value in metrics.items()
         if isinstance(value, (int, float)) and not isinstance(value, bool)
     }
-    with SummaryWriter(str(run_dir / rundir.EVENTS)) as events:
+    with SummaryWriter(str(files.events)) as events:
         for tag, value in scalars.items():
             events.add_scalar(tag, value, step)
-    run = _wandb_run(run_dir, wandb_project)
+    run = _wandb_run(files, wandb_project)
     if run:
         run.log(scalars, step=step)
         run.finish()

@@ -16,12 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from sslkit import rundir
-from sslkit.engine.checkpoint import atomic_write_text
-from sslkit.engine.loop import log
 from sslkit.errors import UsageError
 from sslkit.report import plots
-from sslkit.report.progress import status
 from sslkit.report.tsne import compute
+from sslkit.util import atomic_write_text, log, status
 
 DEFAULT_TSNE_POINTS = 2000
 NEIGHBOURS = 10
@@ -63,7 +61,7 @@ def read_run(path: Path) -> RunView:
         rundir.read_steps(path),
     )
     for name in view.results or _eval_names(path):
-        details = rundir.read_json(path / f"eval-{name}.json")
+        details = rundir.read_json(rundir.eval_details(path, name))
         if details and details.get("confusion_matrix"):
             view.confusions[name] = details
     samples = sorted(path.glob("samples-epoch*.png"), key=_epoch_of)
@@ -75,7 +73,7 @@ def read_run(path: Path) -> RunView:
 
 
 def _eval_names(path: Path) -> list[str]:
-    return [p.stem.removeprefix("eval-") for p in sorted(path.glob("eval-*.json"))]
+    return rundir.evaluators_with_details(path)
 
 
 def _epoch_of(path: Path) -> int:

@@ -17,11 +17,9 @@ import numpy as np
 import torch
 
 from sslkit import build, rundir
-from sslkit.engine.checkpoint import atomic_write_text
 from sslkit.features import extract_features
 from sslkit.registry import load_registry
-
-CACHE = "tsne.json"
+from sslkit.util import atomic_write_text
 
 
 def neighbourhood_hit(points: np.ndarray, labels: np.ndarray, k: int = 10) -> float:
@@ -80,7 +78,7 @@ def compute(run_dir: Path, points: int = 2000, k: int = 10) -> dict[str, Any]:
     """t-SNE of encoder features and of raw pixels for ``points`` test images; cached in ``tsne.json``."""
     weights = run_dir / rundir.ENCODER
     stamp = weights.stat().st_mtime_ns
-    cache = run_dir / CACHE
+    cache = run_dir / rundir.TSNE
     if cache.exists():
         try:
             cached = json.loads(cache.read_text())

@@ -1,10 +1,12 @@
-"""What a run shows while it works: the training bar (ETA, images/s, the running loss terms) and a status line
-for every later stage. Piped output (CI logs, ``| tee``) gets plain lines: no bar frames, no wrapping."""
+"""Small general helpers every layer may use: the terminal (log lines, the training bar, status spinners; piped
+output such as CI logs or ``| tee`` gets plain lines, no bar frames, no wrapping) and atomic file writes."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -47,3 +49,26 @@ def status(message: str) -> Iterator[None]:
         return
     with console.status(message):
         yield
+
+
+def log(msg: str) -> None:
+    """A line on stderr, from the first process only under torchrun."""
+    import torch.distributed as torch_dist
+
+    if not (torch_dist.is_available() and torch_dist.is_initialized()) or torch_dist.get_rank() == 0:
+        console.print(msg)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, flush it to disk, then rename it over ``path``: a
+    kill at any moment leaves the old file or the new one, never half of one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
