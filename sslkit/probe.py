@@ -6,6 +6,7 @@ full-batch L-BFGS. ``C`` is picked by stratified k-fold cross-validation on the 
 
 from __future__ import annotations
 
+import contextlib
 from typing import NamedTuple
 
 import torch
@@ -13,7 +14,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from sslkit.classifier import linear_head
-from sslkit.util import log
+from sslkit.util import log, one_thread
 
 C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)  # the L2 strengths cross-validation chooses from
 
@@ -136,8 +137,9 @@ def fit_probe(
     max_iter: int = 500,
 ) -> Probe:
     """The linear probe on raw features ``x``: ``C`` by :func:`choose_c`, then the logistic regression on ``x``
-    standardized by its own statistics."""
-    c, cv_scores = choose_c(x, y, k, grid, folds, seed, max_iter)
-    mean, std = standardization(x)
-    w, b = fit_logistic((x - mean) / std, y, k, c, max_iter)
+    standardized by its own statistics. Small problems (most few-label ones) run on one thread."""
+    with one_thread() if x.numel() < 2_000_000 else contextlib.nullcontext():
+        c, cv_scores = choose_c(x, y, k, grid, folds, seed, max_iter)
+        mean, std = standardization(x)
+        w, b = fit_logistic((x - mean) / std, y, k, c, max_iter)
     return Probe(c, cv_scores, mean, std, w, b)

@@ -51,6 +51,21 @@ def status(message: str) -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Run small tensor work (a probe on a few hundred feature rows) on one thread: at that size a second
+    thread only adds synchronization, and beside any other busy process it waits for a core (the linear probe on
+    30 rows: 2 s on one thread, 20-110 s on two with the other core busy)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def log(msg: str) -> None:
     """A line on stderr, from the first process only under torchrun."""
     import torch.distributed as torch_dist

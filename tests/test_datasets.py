@@ -1,12 +1,14 @@
 """Dataset providers on tiny files written in the exact on-disk formats torchvision reads (CIFAR pickles, STL-10
-binaries, SVHN .mat, idx): values round-trip exactly; truncated, corrupt and missing files are one-line errors
-that name the file or the path."""
+binaries, SVHN .mat, idx) and a person's own image folders (class folders, unlabeled/, test/, a labels CSV): values
+round-trip exactly; truncated, corrupt and missing files are one-line errors that name the file or the path."""
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import pickle
+import re
 from pathlib import Path
 
 import numpy as np
@@ -291,3 +293,213 @@ def test_idx_truncated_gzip_and_mismatched_pair(tmp_path: Path, registry) -> Non
     (raw / "train-labels-idx1-ubyte").write_bytes(idx(labels)[:-2])
     with pytest.raises(UsageError, match=r"train-labels-idx1-ubyte is truncated or corrupt"):
         registry.build("dataset", "mnist", tmp_path, False)
+
+
+# ------------------------------------------------------------------------------------- imagefolder
+
+
+def picture(path: Path, value: int, mode: str = "RGB", size: tuple[int, int] = (10, 12)) -> Path:
+    """A small image file whose pixels (plus noise) sit near ``value``, in ``mode``."""
+    pixels = np.clip(rng(value).normal(value, 10, size=(size[1], size[0], 3)), 0, 255).astype(np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    from PIL import Image
+
+    Image.fromarray(pixels).convert(mode).save(path)
+    return path
+
+
+def corrupt(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(rng(9).integers(0, 256, 400, dtype=np.uint8).tobytes())
+    return path
+
+
+def imagefolder(registry, folder: Path, **options: object):
+    return registry.build(
+        "dataset", "imagefolder", folder.parent, False, options={"path": str(folder), **options}
+    )
+
+
+def test_imagefolder_train_unlabeled_and_test_folders(tmp_path: Path, registry, capsys) -> None:
+    d = tmp_path / "shelf"
+    for c, name in enumerate(("cat", "dog")):
+        for i in range(3):
+            picture(d / "train" / name / f"{name}{i}.{'png' if i % 2 else 'jpg'}", 60 + 100 * c)
+        for i in range(2):
+            picture(d / "test" / name / f"t{name}{i}.png", 60 + 100 * c)
+    for i in range(5):
+        picture(d / "unlabeled" / ("deep/er" if i % 2 else "") / f"u{i}.jpg", 30 * i)
+    corrupt(d / "unlabeled" / "broken.jpg")
+    (d / "unlabeled" / "notes.txt").write_text("not an image")
+    bundle = imagefolder(registry, d, image_size=16)
+    assert bundle.labels_given and bundle.info.classes == ["cat", "dog"] and bundle.info.image_size == 16
+    assert bundle.info.in_chans == 3 and bundle.info.mode == "RGB"
+    assert tuple(bundle.train.images.shape) == (6, 3, 16, 16) and bundle.train.labels.tolist() == [
+        0,
+        0,
+        0,
+        1,
+        1,
+        1,
+    ]
+    assert len(bundle.test) == 4 and bundle.test.labels.tolist() == [0, 0, 1, 1]
+    assert bundle.unlabeled is not None and tuple(bundle.unlabeled.shape) == (5, 3, 16, 16)
+    assert bundle.train_files == [f"train/cat/cat{i}.{'png' if i % 2 else 'jpg'}" for i in range(3)] + [
+        f"train/dog/dog{i}.{'png' if i % 2 else 'jpg'}" for i in range(3)
+    ]
+    assert bundle.unlabeled_files == [
+        "unlabeled/deep/er/u1.jpg",
+        "unlabeled/deep/er/u3.jpg",
+        "unlabeled/u0.jpg",
+        "unlabeled/u2.jpg",
+        "unlabeled/u4.jpg",
+    ]
+    brightness = bundle.unlabeled.float().mean(dim=(1, 2, 3))
+    assert (
+        brightness[2] < brightness[0] < brightness[3] < brightness[1] < brightness[4]
+    )  # 0 < 30 < 60 < 90 < 120
+    assert bundle.record == {
+        "folder": str(d),
+        "labels_from": "class folders",
+        "skipped": ["unlabeled/broken.jpg"],
+        "cache": str(d / ".sslkit-cache"),
+        "unlabeled_from": str(d / "unlabeled"),
+    }
+    err = capsys.readouterr().err
+    assert "skipped 1 unreadable unlabeled images" in err and "broken.jpg" in err
+    cached = {p.name for p in (d / ".sslkit-cache").iterdir()}
+    assert {"train-16-RGB.pt", "test-16-RGB.pt", "unlabeled-16-RGB.pt"} <= cached
+
+    again = imagefolder(registry, d, image_size=16)  # from the caches, the same bundle and record
+    assert torch.equal(again.unlabeled, bundle.unlabeled) and again.record["skipped"] == [
+        "unlabeled/broken.jpg"
+    ]
+
+
+def test_imagefolder_own_pool_without_test_keeps_every_label(tmp_path: Path, registry) -> None:
+    d = tmp_path / "few"
+    for c in ("a", "b", "c"):
+        for i in range(2):
+            picture(d / c / f"{i}.png", 50, mode="L")
+    for i in range(4):
+        picture(d / "unlabeled" / f"{i}.png", 90, mode="L")
+    bundle = imagefolder(registry, d, image_size=8)
+    assert bundle.labels_given and len(bundle.train) == 6 and bundle.info.in_chans == 1
+    assert tuple(bundle.test.images.shape) == (0, 1, 8, 8) and len(bundle.test.labels) == 0
+    assert len(bundle.unlabeled) == 4 and bundle.record["skipped"] == []
+
+    picture(d / "unlabeled" / "colour.png", 90)  # one colour file anywhere makes the whole folder RGB
+    assert imagefolder(registry, d, image_size=8).info.in_chans == 3
+
+
+def test_imagefolder_without_pool_holds_out_per_class(tmp_path: Path, registry) -> None:
+    d = tmp_path / "plain"
+    for c in ("a", "b"):
+        for i in range(5):
+            picture(d / "train" / c / f"{i}.png", 70)
+    bundle = imagefolder(registry, d, image_size=8, test_fraction=0.2)
+    assert not bundle.labels_given and bundle.unlabeled is None and bundle.unlabeled_files is None
+    assert (len(bundle.train), len(bundle.test)) == (8, 2) and bundle.test.labels.tolist() == [0, 1]
+    assert len(bundle.train_files) == 8 and all(f.startswith("train/") for f in bundle.train_files)
+
+
+def test_imagefolder_labels_from_csv_with_empty_rows(tmp_path: Path, registry) -> None:
+    d = tmp_path / "csvfolder"
+    for i in range(6):
+        picture(d / "unlabeled" / f"u{i}.png", 20 * i)
+    for i in range(3):
+        picture(d / "photos" / f"p{i}.jpg", 200)
+    picture(d / "ignored" / "x.png", 1)  # a class-like folder: with a CSV, not read
+    picture(d / "test" / "zebra" / "t.png", 100)
+    corrupt(d / "photos" / "bad.jpg")
+    rows = [
+        "path,label,guess",
+        "photos/p0.jpg,zebra,",
+        "photos/p1.jpg,horse,zebra",
+        "photos/p2.jpg,,horse",  # empty label: a pool image
+        "photos/bad.jpg,,",  # unreadable pool image: skipped
+        "unlabeled/u1.png,horse,",  # labeled now: no longer in the pool
+        "unlabeled/u1.png,horse,",  # the same row twice is harmless
+    ]
+    (d / "labels.csv").write_text("\n".join(rows) + "\n")
+    bundle = imagefolder(registry, d, image_size=8, labels="labels.csv")
+    assert bundle.labels_given and bundle.info.classes == ["horse", "zebra"]
+    assert bundle.train_files == ["photos/p1.jpg", "unlabeled/u1.png", "photos/p0.jpg"]
+    assert bundle.train.labels.tolist() == [0, 0, 1] and bundle.test.labels.tolist() == [1]
+    assert bundle.unlabeled_files == ["photos/p2.jpg", *(f"unlabeled/u{i}.png" for i in (0, 2, 3, 4, 5))]
+    assert len(bundle.unlabeled) == 6 and bundle.record["skipped"] == ["photos/bad.jpg"]
+    assert bundle.record["labels_from"] == f"CSV {d / 'labels.csv'}"
+    assert bundle.record["labels_csv_sha256"] == hashlib.sha256((d / "labels.csv").read_bytes()).hexdigest()
+
+    outside = tmp_path / "pile"  # unlabeled=PATH elsewhere instead of DIR/unlabeled/
+    for i in range(2):
+        picture(outside / f"o{i}.png", 40)
+    other = imagefolder(registry, d, image_size=8, labels=str(d / "labels.csv"), unlabeled="../pile")
+    assert other.unlabeled_files == ["photos/p2.jpg", "../pile/o0.png", "../pile/o1.png"]
+    assert other.record["unlabeled_from"] == str(outside)
+
+
+def bad_folders(tmp: Path) -> list[tuple[str, dict[str, str], str]]:
+    """(what, options, what the one-line error must say) for broken image folders written under ``tmp``."""
+    cases = []
+    (tmp / "noimages" / "cat").mkdir(parents=True)
+    (tmp / "noimages" / "cat" / "notes.txt").write_text("x")
+    cases.append(("no images", {"path": str(tmp / "noimages")}, "no image files under"))
+    picture(tmp / "emptyclass" / "cat" / "a.png", 10)
+    (tmp / "emptyclass" / "dog").mkdir()
+    cases.append(("empty class", {"path": str(tmp / "emptyclass")}, "class folder .*dog has no image files"))
+    (tmp / "noclasses").mkdir()
+    cases.append(("no classes", {"path": str(tmp / "noclasses")}, "has no class sub-folders"))
+    good = tmp / "good"
+    picture(good / "cat" / "a.png", 10)
+    picture(good / "cat" / "b.png", 10)
+    corrupt(tmp / "corrupt" / "cat" / "broken.jpg")
+    picture(tmp / "corrupt" / "cat" / "ok.png", 10)
+    picture(tmp / "corrupt" / "unlabeled" / "u.png", 10)
+    cases.append(
+        ("unreadable labeled file", {"path": str(tmp / "corrupt")}, r"cannot decode image .*broken\.jpg")
+    )
+    (good / "missing.csv").write_text("path,label\ncat/a.png,cat\ncat/gone.png,cat\n")
+    cases.append(
+        (
+            "csv names a missing file",
+            {"path": str(good), "labels": "missing.csv"},
+            "line 3 names cat/gone.png",
+        )
+    )
+    (good / "columns.csv").write_text("file,class\ncat/a.png,cat\n")
+    cases.append(
+        ("csv without columns", {"path": str(good), "labels": "columns.csv"}, "no path and label columns")
+    )
+    (good / "nolabels.csv").write_text("path,label\ncat/a.png,\ncat/b.png,\n")
+    cases.append(("csv without labels", {"path": str(good), "labels": "nolabels.csv"}, "labels no image"))
+    (good / "twice.csv").write_text("path,label\ncat/a.png,cat\ncat/a.png,dog\n")
+    cases.append(
+        ("csv labels a file twice", {"path": str(good), "labels": "twice.csv"}, "both 'cat' and 'dog'")
+    )
+    cases.append(
+        ("csv not there", {"path": str(good), "labels": "nope.csv"}, "labels file .*nope.csv does not exist")
+    )
+    cases.append(
+        ("pool not there", {"path": str(good), "unlabeled": "nope"}, "unlabeled folder .*nope does not exist")
+    )
+    picture(tmp / "testextra" / "cat" / "a.png", 10)
+    picture(tmp / "testextra" / "test" / "dog" / "a.png", 10)
+    cases.append(("test class never labeled", {"path": str(tmp / "testextra")}, "no labeled image has: dog"))
+    picture(tmp / "emptypool" / "cat" / "a.png", 10)
+    (tmp / "emptypool" / "unlabeled").mkdir()
+    cases.append(("empty pool folder", {"path": str(tmp / "emptypool")}, "no image files under .*unlabeled"))
+    picture(tmp / "deadpool" / "cat" / "a.png", 10)
+    corrupt(tmp / "deadpool" / "unlabeled" / "x.jpg")
+    cases.append(
+        ("no readable pool image", {"path": str(tmp / "deadpool")}, "none of the 1 unlabeled images")
+    )
+    return cases
+
+
+def test_imagefolder_bad_input_is_one_line_naming_the_fix(tmp_path: Path, registry) -> None:
+    for what, options, needle in bad_folders(tmp_path):
+        with pytest.raises(UsageError) as caught:
+            registry.build("dataset", "imagefolder", tmp_path, False, options=options)
+        message = str(caught.value)
+        assert re.search(needle, message) and "\n" not in message, (what, message)

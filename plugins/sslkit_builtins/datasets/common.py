@@ -1,19 +1,17 @@
-"""Helpers shared by the dataset providers: statistics, clear errors, guarded downloads, and image files
-decoded once into a cached uint8 tensor."""
+"""Helpers shared by the dataset providers: statistics, clear errors and guarded downloads. Image files are
+decoded by :mod:`sslkit.data.images`."""
 
 from __future__ import annotations
 
-import hashlib
-import os
 import socket
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from sslkit import UsageError
+from sslkit.data.images import load_images as _load_images
 
 
 def channel_stats(images: Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -50,79 +48,11 @@ def as_labels(values: object) -> Tensor:
 
 # ------------------------------------------------------------------------------ image files on disk
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
-
-
-def _file_key(files: list[Path], base: Path, size: int, mode: str) -> str:
-    """What a cache must match: every file's path (relative to ``base``, so a moved dataset keeps its cache),
-    size and modification time, the side and the mode."""
-    h = hashlib.sha256(f"{size}:{mode}".encode())
-    for f in files:
-        st = f.stat()
-        h.update(f"{os.path.relpath(f, base)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()
-
-
-def decode_image(path: Path, size: int, mode: str) -> np.ndarray:
-    """One image file -> uint8 ``(C, size, size)``: decoded with PIL (JPEGs at a reduced scale where that is
-    enough), converted to ``mode`` ("RGB" or "L") and resized to a square with antialiasing."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as img:
-            img.draft(mode, (size, size))  # JPEG: decode at 1/2, 1/4 or 1/8 scale when still >= size
-            img = img.convert(mode).resize((size, size), Image.Resampling.BICUBIC, reducing_gap=3.0)
-    except Exception as exc:
-        raise UsageError(
-            f"cannot decode image {path} ({type(exc).__name__}: {str(exc)[:80]}); delete or replace the file"
-        ) from None
-    array = np.array(img, dtype=np.uint8)
-    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
-
-
-def is_grayscale(path: Path) -> bool:
-    from PIL import Image
-
-    try:
-        with Image.open(path) as img:
-            return img.mode in ("1", "L", "LA", "I", "I;16", "F")
-    except Exception as exc:
-        raise UsageError(
-            f"cannot decode image {path} ({type(exc).__name__}: {str(exc)[:80]}); delete or replace the file"
-        ) from None
-
 
 def load_images(files: list[Path], size: int, mode: str, cache: Path, what: str = "images") -> Tensor:
-    """Decode and resize ``files`` into one uint8 tensor ``(N, C, size, size)``, cached in ``cache`` (a
-    ``.pt`` file next to the data). The cache is used only if it was made from the same files (paths, sizes,
-    modification times), side and mode; a folder that cannot be written to is simply not cached into."""
-    key = _file_key(files, cache.parent, size, mode)
-    if cache.exists():
-        try:
-            saved = torch.load(cache, weights_only=True)
-            if saved.get("key") == key:
-                return saved["images"]
-        except Exception:
-            pass  # damaged or foreign: decode again
-    from concurrent.futures import ThreadPoolExecutor
-
-    from sslkit.report.progress import console
-
-    channels = 1 if mode == "L" else 3
-    out = torch.empty(len(files), channels, size, size, dtype=torch.uint8)
-    workers = min(8, os.cpu_count() or 1)  # PIL decodes without holding the GIL
-    status = console.status(f"decoding {len(files)} {what} to {size}x{size} (cached afterwards)")
-    with ThreadPoolExecutor(max_workers=workers) as pool, status:
-        for i, array in enumerate(pool.map(lambda f: decode_image(f, size, mode), files)):
-            out[i] = torch.from_numpy(array)
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
-        torch.save({"key": key, "images": out}, tmp)
-        os.replace(tmp, cache)
-    except OSError:
-        pass
-    return out
+    """:func:`sslkit.data.images.load_images` for providers whose files must all decode (voc2007): the tensor
+    alone; an unreadable file is a UsageError naming it."""
+    return _load_images(files, size, mode, cache, what)[0]
 
 
 def check_md5(path: Path, md5: str | None) -> None:

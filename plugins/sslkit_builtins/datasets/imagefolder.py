@@ -1,37 +1,115 @@
-"""Any folder of images with one sub-folder per class, e.g. Stanford Dogs' ``Images/<breed>/*.jpg``.
+"""A person's own folder of images: ``--data imagefolder --data-opt path=DIR``.
 
-``path`` is the folder (absolute, or relative to the data root). When it holds ``train/`` and ``test/`` folders,
-those are the splits; otherwise a seeded, per-class ``test_fraction`` of each class is held out. Images are
-converted to RGB (to one channel when every image is grayscale), resized to ``image_size`` squares and cached as
-``.sslkit-cache/{split}-{size}-{mode}.pt`` inside the folder."""
+Layout (``unlabeled``, ``test`` and ``train`` are reserved folder names, never classes)::
+
+    DIR/<class>/...  or  DIR/train/<class>/...     labeled images, any depth below the class folder
+    DIR/unlabeled/...                              the unlabeled pool, any depth (or unlabeled=PATH elsewhere)
+    DIR/test/<class>/...                           the test split (optional); its classes must be labeled ones
+
+``labels=FILE.csv`` (relative to DIR, or absolute) takes the labels from a CSV instead of class folders: columns
+``path,label`` (others, such as ``guess``, are ignored), paths relative to DIR; a row with an empty label is a pool
+image. Then the classes are the CSV's labels (sorted as text), class folders are not read, and the pool is the
+empty-label rows plus ``DIR/unlabeled/`` (or ``unlabeled=PATH``); images under DIR that the CSV does not name and
+that are not in the pool folder are not used. A file the CSV labels is never in the pool.
+
+With a pool of its own, the folder's labels are the labeled set (``labels_given``): every one is used, and without
+``DIR/test/`` the test split is empty rather than taking labels away from the few there are. Without a pool, the
+training images minus a labeled budget form the pool as for any dataset, and without ``test/`` a seeded per-class
+``test_fraction`` of each class is held out. Pool and test files are never in the pool twice, nor labeled ones.
+
+Images are "L" when every file is grayscale (read from the headers; the answer is cached), else "RGB", resized to
+``image_size`` squares (default 64) and cached per split in ``DIR/.sslkit-cache/``. Pool files that cannot be
+decoded are skipped and named in ``record["skipped"]``; an unreadable labeled or test file is an error."""
 
 from __future__ import annotations
 
+import csv
+import hashlib
+import io
+import os
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from sslkit import Component, DataInfo, DatasetBundle, Split, UsageError, hookimpl
-from sslkit_builtins.datasets.common import IMAGE_SUFFIXES, channel_stats, is_grayscale, load_images
+from sslkit.data.images import IMAGE_SUFFIXES, check_memory, common_mode, find_images, load_images
+from sslkit_builtins.datasets.common import channel_stats
+
+RESERVED = ("unlabeled", "test", "train")
 
 
-def list_images(folder: Path) -> dict[str, list[Path]]:
-    """Class name -> its image files (sorted), for each non-hidden sub-folder of ``folder``."""
-    classes = sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+def class_folders(folder: Path) -> dict[str, list[Path]]:
+    """Class name -> its image files (sorted, any depth), for each non-hidden, non-reserved sub-folder."""
+    classes = sorted(
+        d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".") and d.name not in RESERVED
+    )
     if not classes:
-        raise UsageError(f"{folder} has no class sub-folders; expected {folder}/<class>/<image files>")
-    found = {
-        d.name: sorted(
-            f for f in d.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".")
+        raise UsageError(
+            f"{folder} has no class sub-folders; expected {folder}/<class>/<image files>, or pass "
+            "--data-opt labels=FILE.csv"
         )
-        for d in classes
-    }
+    found = {d.name: find_images(d) for d in classes}
     if not any(found.values()):
         raise UsageError(
             f"no image files under {folder} (looked for {', '.join(sorted(IMAGE_SUFFIXES))} in its class "
             "sub-folders); point path at the folder that holds one sub-folder per class"
         )
+    empty = [c for c, files in found.items() if not files]
+    if empty:
+        raise UsageError(
+            f"class folder {folder / empty[0]} has no image files; add images to it or remove the folder"
+        )
     return found
+
+
+def read_labels_csv(csv_path: Path, folder: Path) -> tuple[dict[str, list[Path]], list[Path], str]:
+    """A ``path,label`` CSV -> (class -> labeled files, pool files (empty labels), the file's sha256)."""
+    try:
+        raw = csv_path.read_bytes()
+    except OSError as exc:
+        raise UsageError(
+            f"cannot read labels file {csv_path} ({exc.strerror}); check --data-opt labels"
+        ) from None
+    reader = csv.DictReader(io.StringIO(raw.decode("utf-8-sig", errors="replace")))
+    columns = {(name or "").strip().lower(): name for name in reader.fieldnames or []}
+    if "path" not in columns or "label" not in columns:
+        found = ", ".join(repr(c) for c in columns) or "none"
+        raise UsageError(
+            f"{csv_path} has no path and label columns (its header names {found}); its first line must be path,label"
+        )
+    labeled: dict[Path, str] = {}
+    pool: list[Path] = []
+    for row in reader:
+        name, label = ((row.get(columns[c]) or "").strip() for c in ("path", "label"))
+        if not name:
+            if label:
+                raise UsageError(
+                    f"{csv_path} line {reader.line_num} has a label but no path; fill in the path"
+                )
+            continue
+        file = Path(os.path.normpath(folder / name))
+        if not file.is_file():
+            raise UsageError(
+                f"{csv_path} line {reader.line_num} names {name}, which is not a file under {folder}; fix the path "
+                "(relative to the image folder) or remove the row"
+            )
+        if label and labeled.get(file, label) != label:
+            raise UsageError(
+                f"{csv_path} labels {name} both {labeled[file]!r} and {label!r}; keep one of the rows"
+            )
+        if label:
+            labeled[file] = label
+        else:
+            pool.append(file)
+    if not labeled:
+        raise UsageError(
+            f"{csv_path} labels no image (every row's label is empty); fill in the label of the images you know"
+        )
+    by_class: dict[str, list[Path]] = {c: [] for c in sorted(set(labeled.values()))}
+    for file, label in sorted(labeled.items()):
+        by_class[label].append(file)
+    return by_class, [f for f in dict.fromkeys(pool) if f not in labeled], hashlib.sha256(raw).hexdigest()
 
 
 def holdout(counts: list[int], fraction: float, seed: int = 0) -> torch.Tensor:
@@ -47,8 +125,30 @@ def holdout(counts: list[int], fraction: float, seed: int = 0) -> torch.Tensor:
     return torch.cat(masks)
 
 
+def relative(files: list[Path], folder: Path) -> list[str]:
+    """Each file's path relative to ``folder``, posix style (``../`` for files outside it)."""
+    prefix = str(folder).rstrip(os.sep) + os.sep
+    out = []
+    for f in files:
+        s = str(f)
+        rel = s[len(prefix) :] if s.startswith(prefix) else os.path.relpath(s, folder)
+        out.append(Path(rel).as_posix())
+    return out
+
+
+def _resolve(value: str, folder: Path) -> Path:
+    p = Path(value).expanduser()
+    return Path(os.path.normpath(p if p.is_absolute() else folder / p))
+
+
 def load(
-    root: Path, download: bool, path: str = "", image_size: int = 64, test_fraction: float = 0.2
+    root: Path,
+    download: bool,
+    path: str = "",
+    image_size: int = 64,
+    test_fraction: float = 0.2,
+    unlabeled: str = "",
+    labels: str = "",
 ) -> DatasetBundle:
     if not path:
         raise UsageError(
@@ -59,44 +159,131 @@ def load(
     if not 0 < test_fraction < 1:
         raise UsageError(f"imagefolder option test_fraction must be between 0 and 1, got {test_fraction}")
     folder = Path(path).expanduser()
-    folder = folder if folder.is_absolute() else root / folder
+    folder = Path(os.path.abspath(folder if folder.is_absolute() else root / folder))
     if not folder.is_dir():
         raise UsageError(
             f"image folder {folder} does not exist; check --data-opt path (relative to the data root)"
         )
+    cache_dir = folder / ".sslkit-cache"
+    record: dict[str, Any] = {
+        "folder": str(folder),
+        "labels_from": "class folders",
+        "skipped": [],
+        "cache": str(cache_dir),
+    }
 
-    if (folder / "train").is_dir() and (folder / "test").is_dir():
-        train_found, test_found = list_images(folder / "train"), list_images(folder / "test")
-        extra = sorted(set(test_found) - set(train_found))
+    # labeled images: a CSV, or class folders in DIR/train/ or DIR/
+    pool: list[Path] = []
+    if labels:
+        csv_path = _resolve(labels, folder)
+        if not csv_path.is_file():
+            raise UsageError(
+                f"labels file {csv_path} does not exist; check --data-opt labels (relative to {folder})"
+            )
+        labeled, pool, digest = read_labels_csv(csv_path, folder)
+        record.update(labels_from=f"CSV {csv_path}", labels_csv_sha256=digest)
+    else:
+        labeled = class_folders(folder / "train" if (folder / "train").is_dir() else folder)
+    classes = sorted(labeled)
+
+    test: dict[str, list[Path]] | None = None
+    if (folder / "test").is_dir():
+        test = class_folders(folder / "test")
+        extra = sorted(set(test) - set(classes))
         if extra:
             raise UsageError(
-                f"{folder}/test has class folders missing from {folder}/train: {', '.join(extra)}"
+                f"{folder / 'test'} has class folders that no labeled image has: {', '.join(extra)}; "
+                "label some images of those classes or remove the folders"
             )
-        classes = sorted(train_found)
-        parts = {"train": train_found, "test": test_found}
-    else:
-        found = list_images(folder)
-        classes = sorted(found)
-        counts = [len(found[c]) for c in classes]
-        is_test = holdout(counts, test_fraction).tolist()
-        files = [(c, f) for c in classes for f in found[c]]
-        parts = {"train": {c: [] for c in classes}, "test": {c: [] for c in classes}}
-        for (c, f), t in zip(files, is_test):
-            parts["test" if t else "train"][c].append(f)
+        if labels:
+            test_set = {f for files in test.values() for f in files}
+            inside = next((f for files in labeled.values() for f in files if f in test_set), None)
+            if inside is not None:
+                raise UsageError(
+                    f"{record['labels_from']} labels {inside}, a test image; label it by its test/<class>/ "
+                    "folder only, or move it out of test/"
+                )
 
-    every = [f for part in parts.values() for fs in part.values() for f in fs]
-    mode = "L" if all(is_grayscale(f) for f in every) else "RGB"
-    splits = {}
+    # the pool: unlabeled=PATH, else DIR/unlabeled/; plus a CSV's empty-label rows
+    pool_dir = _resolve(unlabeled, folder) if unlabeled else folder / "unlabeled"
+    if unlabeled and not pool_dir.exists():
+        raise UsageError(
+            f"unlabeled folder {pool_dir} does not exist; check --data-opt unlabeled (relative to {folder})"
+        )
+    if pool_dir.exists():
+        found = find_images(pool_dir)
+        if not found:
+            raise UsageError(f"no image files under {pool_dir}, the unlabeled pool; add images or remove it")
+        pool += found
+        record["unlabeled_from"] = str(pool_dir)
+    taken = {f for files in labeled.values() for f in files}
+    taken |= {f for files in (test or {}).values() for f in files}
+    pool = [f for f in dict.fromkeys(pool) if f not in taken]
+    has_pool = bool(pool)
+
+    # splits: test/ as given; else nothing (own pool: every label is for training) or a seeded holdout
+    train_parts = {c: labeled[c] for c in classes}
+    if test is None and not has_pool:
+        counts = [len(train_parts[c]) for c in classes]
+        is_test = iter(holdout(counts, test_fraction).tolist())
+        test, train_parts = {c: [] for c in classes}, {c: [] for c in classes}
+        for c in classes:
+            for f in labeled[c]:
+                (test if next(is_test) else train_parts)[c].append(f)
+    parts = {"train": train_parts, "test": test or {}}
+    if not any(train_parts.values()):
+        raise UsageError(f"the train split of {folder} has no images; add images or lower test_fraction")
+    if not has_pool and not any(parts["test"].values()):
+        raise UsageError(f"the test split of {folder} has no images; add images or lower test_fraction")
+
+    every = [f for part in parts.values() for files in part.values() for f in files] + pool
+    mode = common_mode(every, cache_dir / "grayscale.pt")
+    channels = 1 if mode == "L" else 3
+    check_memory(len(every), channels, image_size, f"{len(every):,} images of {folder}")
+    splits: dict[str, Split] = {}
+    train_files: list[Path] = []
     for name, part in parts.items():
         files = [f for c in classes for f in part.get(c, [])]
-        if not files:
-            raise UsageError(f"the {name} split of {folder} has no images; add images or lower test_fraction")
-        labels = torch.tensor([i for i, c in enumerate(classes) for _ in part.get(c, [])], dtype=torch.int64)
-        cache = folder / ".sslkit-cache" / f"{name}-{image_size}-{mode}.pt"
-        splits[name] = Split(load_images(files, image_size, mode, cache, f"{name} images"), labels)
-    mean, std = channel_stats(splits["train"].images)
-    info = DataInfo(folder.name, classes, 1 if mode == "L" else 3, image_size, mean, std)
-    return DatasetBundle(info, splits["train"], splits["test"])
+        y = torch.tensor([i for i, c in enumerate(classes) for _ in part.get(c, [])], dtype=torch.int64)
+        if files:
+            cache = cache_dir / f"{name}-{image_size}-{mode}.pt"
+            x, _ = load_images(files, image_size, mode, cache, f"{name} images")
+        else:
+            x = torch.empty(0, channels, image_size, image_size, dtype=torch.uint8)
+        splits[name] = Split(x, y)
+        train_files = files if name == "train" else train_files
+
+    pool_x, pool_kept = None, None
+    if has_pool:
+        cache = cache_dir / f"unlabeled-{image_size}-{mode}.pt"
+        pool_x, skipped = load_images(pool, image_size, mode, cache, "unlabeled images", skip_unreadable=True)
+        if not len(pool_x):
+            raise UsageError(
+                f"none of the {len(pool):,} unlabeled images could be decoded (the first: {skipped[0]}); "
+                "check the files in the pool"
+            )
+        record["skipped"] = relative(skipped, folder)
+        dropped = set(skipped)
+        pool_kept = relative([f for f in pool if f not in dropped], folder)
+
+    train = splits["train"].images
+    sample = (
+        train
+        if pool_x is None
+        else torch.cat([train[:: max(1, len(train) // 5000)], pool_x[:: max(1, len(pool_x) // 5000)]])
+    )
+    mean, std = channel_stats(sample)
+    info = DataInfo(folder.name, classes, channels, image_size, mean, std)
+    return DatasetBundle(
+        info,
+        splits["train"],
+        splits["test"],
+        unlabeled=pool_x,
+        labels_given=has_pool,
+        train_files=relative(train_files, folder),
+        unlabeled_files=pool_kept,
+        record=record,
+    )
 
 
 @hookimpl
@@ -105,6 +292,6 @@ def sslkit_datasets() -> list[Component]:
         Component(
             "imagefolder",
             load,
-            "a folder with one sub-folder of images per class (--data-opt path=DIR), resized to image_size",
+            "your own images: DIR/<class>/ (or a labels CSV), DIR/unlabeled/, DIR/test/ (--data-opt path=DIR)",
         )
     ]

@@ -1,0 +1,95 @@
+"""A person's own folder, end to end: a few labeled images in class folders (or a CSV), an unlabeled pile, no test
+split; the run trains, labels the pile in predictions.csv, keeps a classifier and never shows a test score."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from sslkit import load_run
+from sslkit.cli import main
+
+RUN = ["--pretext", "rotation", "--epochs", "1", "--batch-size", "64", "--device", "cpu", "--tsne-points", "0"]
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory, registry) -> tuple[Path, dict[str, int]]:
+    """digits written out as files: 3 labeled PNGs per class, 300 unlabeled PNG/JPEG files two folders deep and
+    one corrupt file among them; returns the folder and each pool file's hidden true class."""
+    root = tmp_path_factory.mktemp("photos")
+    bundle = registry.build("dataset", "digits", Path("."), False)
+    images, labels = bundle.train.images[:, 0].numpy(), bundle.train.labels.tolist()
+    seen: dict[int, int] = {}
+    truth: dict[str, int] = {}
+    for i, y in enumerate(labels[:600]):
+        if seen.get(y, 0) < 3:
+            seen[y] = seen.get(y, 0) + 1
+            (root / "train" / str(y)).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(images[i]).save(root / "train" / str(y) / f"{i}.png")
+        elif len(truth) < 300:
+            name = f"unlabeled/batch{i % 2}/{i}.{'png' if i % 3 else 'jpg'}"
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(images[i]).save(root / name, quality=95)
+            truth[name] = y
+    (root / "unlabeled" / "broken.jpg").write_bytes(b"not a jpeg")
+    (root / "unlabeled" / "README.txt").write_text("not an image: ignored")
+    return root, truth
+
+
+def test_a_folder_with_its_own_pile_and_no_test_split(
+    folder: tuple[Path, dict[str, int]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, truth = folder
+    argv = ["run", "--data", "imagefolder", "--data-opt", f"path={root}", "--data-opt", "image_size=8"]
+    assert main([*argv, *RUN, "--out", str(tmp_path / "runs")]) == 0
+    out = capsys.readouterr()
+    assert "no test split" in out.err and "30 labeled, 300 unlabeled, no test" in out.err
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["config"]["labels"] == "all"  # every given label, none held out
+    assert config["data"]["labeled"] == 30 and config["data"]["skipped"] == ["unlabeled/broken.jpg"]
+    assert config["info"]["in_chans"] == 1 and config["data"]["labels_from"] == "class folders"
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["results"] == {} and "baselines" not in results  # nothing measured on training labels
+    classifier = json.loads((run_dir / "classifier.json").read_text())
+    assert classifier["source"] == "linear probe" and 0 < classifier["estimate"]["cv_accuracy"] <= 1
+    assert "not a test score" in classifier["estimate"]["what"]
+    rows = list(csv.DictReader((run_dir / "predictions.csv").open()))
+    assert sorted(r["path"] for r in rows) == sorted(truth)  # the pile, by file, the broken one skipped
+    right = sum(int(r["class"]) == truth[r["path"]] for r in rows) / len(rows)
+    assert right > 0.3  # ten classes: chance is 0.1
+    run = load_run(run_dir)
+    files = [root / r["path"] for r in rows[:20]]
+    kept, probs, skipped = run.predict_files(files)
+    assert kept == files and not skipped
+    assert [run.classes[i] for i in probs.argmax(1)] == [r["class"] for r in rows[:20]]
+
+
+def test_labels_from_a_csv_go_straight_back_in(
+    folder: tuple[Path, dict[str, int]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, truth = folder
+    names = sorted(truth)
+    labeled = [n for n in names if truth[n] in (0, 1, 2)][:12]
+    sheet = root / "to-label.csv"
+    lines = ["path,label,guess"] + [f"{n},{'abc'[truth[n]] if n in labeled else ''},x" for n in names[:100]]
+    sheet.write_text("\n".join(lines) + "\n")
+    argv = ["run", "--data", "imagefolder", "--data-opt", f"path={root}", "--data-opt", "labels=to-label.csv"]
+    argv += ["--data-opt", "image_size=8", "--labels", "6"]
+    assert main([*argv, *RUN, "--out", str(tmp_path / "runs")]) == 0
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["config"]["labels"] == 6 and config["data"]["labeled"] == 6  # fewer asked: fewer used
+    assert config["data"]["classes"] == ["a", "b", "c"]
+    assert config["data"]["labels_csv_sha256"] == hashlib.sha256(sheet.read_bytes()).hexdigest()
+    rows = list(csv.DictReader((run_dir / "predictions.csv").open()))
+    assert {r["class"] for r in rows} <= {"a", "b", "c"}
+    assert not {r["path"] for r in rows} & set(labeled[:0])
+    capsys.readouterr()
+    assert main([*argv[:-2], "--labels", "500", *RUN, "--out", str(tmp_path)]) == 2
+    assert "more than the 12 labeled images" in capsys.readouterr().err
