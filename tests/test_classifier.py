@@ -64,11 +64,8 @@ def test_predictions_csv_names_the_class_its_confidence_and_the_runners_up() -> 
         "confidence_3": "0.1000",
     }
     assert rows[1]["path"] == "dir/b, c.jpg" and rows[1]["class"] == "cat"  # a comma in a name is quoted
-    assert list(csv.reader(io.StringIO(predictions_csv(["x"], probs[:1], ["a", "b", "c"], 1))))[0] == [
-        "path",
-        "class",
-        "confidence",
-    ]
+    header = next(csv.reader(io.StringIO(predictions_csv(["x"], probs[:1], ["a", "b", "c"], 1))))
+    assert header == ["path", "class", "confidence"]
 
 
 def test_one_labels_parser_and_the_default_depends_on_whether_the_data_brings_its_own_split() -> None:

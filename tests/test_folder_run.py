@@ -14,7 +14,8 @@ from PIL import Image
 from sslkit import load_run
 from sslkit.cli import main
 
-RUN = ["--pretext", "rotation", "--epochs", "1", "--batch-size", "64", "--device", "cpu", "--tsne-points", "0"]
+RUN = ["--pretext", "rotation", "--epochs", "1", "--batch-size", "64", "--device", "cpu"]
+RUN += ["--tsne-points", "0"]
 
 
 @pytest.fixture(scope="module")
