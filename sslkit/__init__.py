@@ -2,7 +2,7 @@
 
 What a plugin may use is exported here, and nowhere else is promised to stay put: the contracts
 (:class:`Component`, :class:`Pretext`, :class:`Batch`, :class:`EvalContext`, ...), ``hookimpl``, and the helpers
-``augment`` (batched augmentations on the device), ``mlp_head``, ``make_optimizer``, ``autocast``,
+``augment`` (batched augmentations on the device), ``pixel_embedding``, ``mlp_head``, ``make_optimizer``, ``autocast``,
 ``gather_with_grad``, ``atomic_write_text`` and ``log``. For notebooks: :func:`run` (``sslkit run`` from Python),
 :func:`load_run` and :func:`load_encoder` (a finished run's trained encoder)."""
 
@@ -10,6 +10,7 @@ from sslkit.blocks import mlp_head, update_average
 from sslkit.build import TrainedRun, load_encoder, load_run
 from sslkit.classifier import Classifier, fold_affine, linear_head
 from sslkit.data import augment
+from sslkit.embedding import pixel_embedding
 from sslkit.engine.distributed import gather_with_grad
 from sslkit.errors import UsageError
 from sslkit.features import extract_features
@@ -63,6 +64,7 @@ __all__ = [
     "log",
     "make_optimizer",
     "mlp_head",
+    "pixel_embedding",
     "run",
     "standardization",
     "update_average",

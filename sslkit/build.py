@@ -15,11 +15,12 @@ from torch import nn
 from sslkit import rundir
 from sslkit.classifier import Classifier
 from sslkit.config import RunConfig, labels_spec
-from sslkit.data import default_data_root, split_budget
+from sslkit.data import LabelBudget, default_data_root, split_budget
 from sslkit.engine.loop import Schedule
 from sslkit.errors import UsageError
 from sslkit.interfaces import DataInfo, DatasetBundle, Pretext, Split
 from sslkit.registry import Registry, load_registry
+from sslkit.util import log
 
 DEFAULT_RECIPE = {"epochs": 10, "batch_size": 256, "lr": 0.05, "weight_decay": 5e-4, "optimizer": "sgd"}
 DEFAULT_EVAL = ["linear"]  # evaluators when neither --eval nor the pretext's recipe names them
@@ -113,8 +114,8 @@ def resolve(registry: Registry, cfg: RunConfig) -> RunConfig:
 @dataclass
 class Data:
     """A run's data: the dataset, its label budget, the labeled split and the unlabeled pool.
-    ``labels``: the budget as recorded (a count or "all"); ``pool_names``: where each pool image came from (its
-    file, else ``train[i]`` / ``unlabeled[i]``)."""
+    ``labels``: the budget as recorded (a count or "all"); ``pool_names`` / ``labeled_names``: where each image
+    came from (its file, else ``train[i]`` / ``unlabeled[i]``)."""
 
     bundle: DatasetBundle
     labeled: Split
@@ -122,6 +123,7 @@ class Data:
     labels_digest: str
     labels: int | str
     pool_names: list[str]
+    labeled_names: list[str]
 
     @property
     def info(self) -> DataInfo:
@@ -137,10 +139,14 @@ def load_data(registry: Registry, cfg: RunConfig) -> Data:
         raise UsageError(
             f"--labels {count} asks for more than the {len(train)} labeled images the data brings"
         )
-    budget = split_budget(train.labels, count, cfg.seed, cfg.labels_per_class)
+    if cfg.select is None:
+        budget = split_budget(train.labels, count, cfg.seed, cfg.labels_per_class)
+    else:
+        budget = selected_budget(registry, cfg, bundle, count)
     pool = train.images[budget.unlabeled]
     train_names = bundle.train_files or [f"train[{i}]" for i in range(len(train))]
     names = [train_names[i] for i in budget.unlabeled.tolist()]
+    labeled_names = [train_names[i] for i in budget.labeled.tolist()]
     if bundle.unlabeled is not None:
         pool = torch.cat([pool, bundle.unlabeled])
         names += bundle.unlabeled_files or [f"unlabeled[{i}]" for i in range(len(bundle.unlabeled))]
@@ -149,7 +155,33 @@ def load_data(registry: Registry, cfg: RunConfig) -> Data:
         keep = keep.sort().values
         pool, names = pool[keep], [names[i] for i in keep.tolist()]
     labels = "all" if count is None else count
-    return Data(bundle, train.subset(budget.labeled), pool, budget.digest, labels, names)
+    return Data(bundle, train.subset(budget.labeled), pool, budget.digest, labels, names, labeled_names)
+
+
+def selected_budget(
+    registry: Registry, cfg: RunConfig, bundle: DatasetBundle, count: int | None
+) -> LabelBudget:
+    """``--select``: the selector picks ``count`` training images from their pixels alone (it never sees a label),
+    then exactly those images' labels are revealed. The strategy goes into the run's record."""
+    from sslkit.labeling import choose, selection_space
+
+    if bundle.labels_given or cfg.labels_per_class is not None or not count:
+        raise UsageError(
+            "--select simulates choosing which images to label on a labeled data set: give --labels N (N >= 1) "
+            f"on a data set whose labels can be revealed, not {cfg.data!r} with its own labeled split"
+        )
+    log(f"selecting {count} images to label with {cfg.select} (the pool's pixels only; no label is read)")
+    space = selection_space(bundle.train.images)
+    name, picks = choose(
+        registry, cfg.select, space, count, torch.zeros(0, dtype=torch.int64), None, cfg.seed
+    )
+    seen = len(torch.unique(bundle.train.labels[picks])) if bundle.train.labels.ndim == 1 else None
+    bundle.record.update(selected_by=name, classes_seen=seen)
+    if seen is not None:
+        log(f"the {count} picks' labels, revealed: {seen} of {bundle.info.num_classes} classes")
+    rest = torch.ones(len(bundle.train), dtype=torch.bool)
+    rest[picks] = False
+    return LabelBudget(picks, rest.nonzero().flatten())
 
 
 def build_encoder(registry: Registry, cfg: RunConfig, info: DataInfo, for_weights: bool = False) -> nn.Module:
@@ -209,6 +241,19 @@ def pretrain_stage(registry: Registry, cfg: RunConfig) -> RunConfig | None:
         tsne_points=0,
     )
     return resolve(registry, stage_cfg)
+
+
+def label_free(registry: Registry, cfg: RunConfig) -> RunConfig:
+    """``cfg`` for a run with no labels yet: a method that needs labels is replaced by its recipe's label-free
+    one (``defaults["without_labels"] = {"pretext": ..., "epochs": ...}``; rotation when it names none), on the
+    same encoder, so that a later run can start from it (``--init``); no evaluators, no baselines."""
+    factory = registry.get("pretext", cfg.pretext).component.factory
+    changes: dict[str, Any] = {"eval": [], "eval_options": {}, "baselines": False, "tsne_points": 0}
+    if getattr(factory, "uses_labels", False):
+        stage = recipe(registry, cfg).get("without_labels", {"pretext": "rotation"})
+        epochs = cfg.epochs if cfg.epochs is not None else stage.get("epochs")
+        changes.update(pretext=stage["pretext"], epochs=epochs, pretext_options={}, pretrain=False)
+    return resolve(registry, dataclasses.replace(cfg, **changes))
 
 
 def schedule(registry: Registry, cfg: RunConfig) -> Schedule:

@@ -73,6 +73,12 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
         "every label of a folder that brings its own unlabeled images)",
     )
     g.add_argument("--labels-per-class", type=int, help="labeled images per class instead of --labels")
+    g.add_argument(
+        "--select",
+        metavar="STRATEGY",
+        help="choose the --labels images with a selector (auto, typiclust, probcover, random) from the pixels "
+        "alone, then reveal their labels: the labeling loop simulated on a labeled data set",
+    )
     g.add_argument("--pool-size", type=int, help="pretrain on a seeded random subset of the unlabeled pool")
     g.add_argument(
         "--eval",
@@ -203,6 +209,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (cuda if present), cpu, cuda, cuda:N")
 
     p = sub.add_parser(
+        "suggest",
+        help="which images to label next: a CSV to fill in and a contact sheet (HTML)",
+        description="Pick N unlabeled images of a finished run's pool worth labeling: with no labels yet, "
+        "typical images that cover the pool's clusters; later, where the run's classifier is unsure in dense "
+        "regions. Writes OUT (path,label[,guess,confidence]; the images already labeled come first, with their "
+        "labels) and OUT with .html, thumbnails to label by eye. Filled in, the CSV goes back in as "
+        "--data-opt labels=OUT.",
+        epilog="examples:\n  sslkit run --data imagefolder --data-opt path=photos      # no labels yet: label-free\n"
+        "  sslkit suggest runs/RUN --n 20 --out photos/to-label.csv\n"
+        "  sslkit run --data imagefolder --data-opt path=photos --data-opt labels=to-label.csv",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a finished run directory")
+    p.add_argument("--n", type=int, default=10, help="images to pick (default 10)")
+    p.add_argument("--out", default="to-label.csv", help="the CSV to write (default to-label.csv)")
+    p.add_argument(
+        "--strategy", default="auto", help="a selector: auto (recommended), typiclust, probcover, random"
+    )
+    p.add_argument("--seed", type=int, help="the selector's seed (default: the run's)")
+    p.add_argument("--device", default="cpu", help="where to compute the run's features (cpu, cuda, auto)")
+
+    p = sub.add_parser(
         "export",
         help="write a finished run's classifier as a deployable model (ONNX)",
         description="One graph from uint8 images (N, C, H, W) at the run's size through normalization, encoder "
@@ -287,6 +315,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         "pretrain",
         "data",
         "labels_per_class",
+        "select",
         "pool_size",
         "epochs",
         "batch_size",
@@ -420,6 +449,20 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print(f"{len(kept)} predictions written to {args.out}", file=sys.stderr)
     else:
         sys.stdout.write(text)
+    return 0
+
+
+def cmd_suggest(args: argparse.Namespace) -> int:
+    from sslkit.suggest import suggest
+
+    if args.n < 1:
+        raise UsageError(f"--n must be a positive number of images, got {args.n}")
+    out = Path(args.out)
+    csv_path, sheet, name = suggest(
+        finished_run(args.run_dir), args.n, out, args.strategy, args.seed, args.device
+    )
+    print(f"{args.n} images to label ({name}): fill in the label column of {csv_path}; thumbnails: {sheet}")
+    print(f"then: sslkit run --data imagefolder --data-opt path=DIR --data-opt labels={csv_path}")
     return 0
 
 
@@ -651,6 +694,7 @@ COMMANDS = {
     "run": cmd_run,
     "eval": cmd_eval,
     "predict": cmd_predict,
+    "suggest": cmd_suggest,
     "export": cmd_export,
     "plugins": cmd_plugins,
     "ls": cmd_ls,

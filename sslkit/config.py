@@ -28,6 +28,9 @@ class RunConfig:
         None  # a count, "all", or None: 100, or every label a folder brings (see labels_spec)
     )
     labels_per_class: int | None = None
+    select: str | None = (
+        None  # a selector picks the --labels images from the pixels, labels unseen (benchmarks)
+    )
     init: str | None = None  # a run directory whose saved encoder starts this run
     pretrain: bool = True  # run the recipe's pretraining stage first, where it has one (not with --init)
     pool_size: int | None = None  # pretrain on a seeded random subset of this many unlabeled images
@@ -110,15 +113,16 @@ DEFAULT_LABELS = 100  # labels drawn from a fully labeled data set when --labels
 
 
 def parse_labels(value: Any) -> int | str:
-    """A label budget from the command line or a file: a positive count or ``"all"`` (the one parser)."""
+    """A label budget from the command line or a file: a count or ``"all"`` (the one parser); 0 trains without
+    labels (a label-free method, then ``sslkit suggest`` picks the images to label)."""
     if value == "all":
         return "all"
     try:
         count = int(value) if isinstance(value, str) or type(value) is int else None
     except ValueError:
         count = None
-    if count is None or count < 1:
-        raise UsageError(f"--labels must be a positive integer or 'all', got {value!r}")
+    if count is None or count < 0:
+        raise UsageError(f"--labels must be a count (0 for none yet) or 'all', got {value!r}")
     return count
 
 

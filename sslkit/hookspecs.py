@@ -42,3 +42,8 @@ def sslkit_pretexts() -> list[Component]:
 @hookspec
 def sslkit_evaluators() -> list[Component]:
     """Evaluators: factory ``(**options) -> Evaluator``."""
+
+
+@hookspec
+def sslkit_selectors() -> list[Component]:
+    """Selectors (which pool images to label): factory ``(**options) -> Selector``."""

@@ -8,6 +8,7 @@ carries a name, a factory and the options that factory accepts (with their defau
   the module maps float ``(B, C, H, W)`` to ``(B, feature_dim)``
 * pretext factory: ``(encoder: nn.Module, info: DataInfo, **options) -> Pretext``
 * evaluator factory: ``(**options) -> Evaluator``
+* selector factory: ``(**options) -> Selector``: which pool images to label
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from typing import Any, Literal, Protocol
 import torch
 from torch import Tensor, nn
 
-Kind = Literal["dataset", "encoder", "pretext", "evaluator"]
-KINDS: tuple[Kind, ...] = ("dataset", "encoder", "pretext", "evaluator")
+Kind = Literal["dataset", "encoder", "pretext", "evaluator", "selector"]
+KINDS: tuple[Kind, ...] = ("dataset", "encoder", "pretext", "evaluator", "selector")
 
 
 @dataclass(frozen=True)
@@ -271,3 +272,52 @@ class EvalResult:
 
 class Evaluator(Protocol):
     def evaluate(self, ctx: EvalContext) -> EvalResult: ...
+
+
+# -------------------------------------------------------------------------------------------- selection
+
+
+@dataclass
+class SelectionContext:
+    """What a selector sees: never a label of the pool.
+
+    ``embedding``: float32 ``(N, D)``, one row per pool image, already the space to select in (e.g.
+    :func:`sslkit.embedding.spectral_embedding` of pixel principal components or of encoder features).
+    ``n``: how many to pick. ``labeled``: int64 indices into the pool that are already labeled (never picked
+    again); may be empty. ``probabilities``: ``(N, classes)`` class probabilities of the current classifier on the
+    pool, or None (a cold start). ``seed``: for every random choice; the same context gives the same picks."""
+
+    embedding: Tensor
+    n: int
+    labeled: Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.int64))
+    probabilities: Tensor | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.embedding.ndim != 2 or not self.embedding.dtype.is_floating_point:
+            raise ValueError(
+                f"embedding must be float (N, D), got {self.embedding.dtype} {tuple(self.embedding.shape)}"
+            )
+        self.labeled = torch.as_tensor(self.labeled, dtype=torch.int64).reshape(-1)
+        size = len(self.embedding)
+        if len(self.labeled) and (int(self.labeled.min()) < 0 or int(self.labeled.max()) >= size):
+            raise ValueError(f"labeled indices must lie in [0, {size}), the pool's rows")
+        if self.n < 0:
+            raise ValueError(f"n must be >= 0, got {self.n}")
+        if self.probabilities is not None and (
+            self.probabilities.ndim != 2 or len(self.probabilities) != size
+        ):
+            raise ValueError(
+                f"probabilities must be (N={size}, classes), got {tuple(self.probabilities.shape)}"
+            )
+
+
+class Selector(Protocol):
+    """Chooses which pool images to label. ``needs_classifier``: whether ``select`` requires
+    ``ctx.probabilities`` (False for cold-start strategies, which may still use them when given)."""
+
+    needs_classifier: bool
+
+    def select(self, ctx: SelectionContext) -> Tensor:
+        """``ctx.n`` distinct int64 pool indices, none in ``ctx.labeled``, deterministic given ``ctx``."""
+        ...

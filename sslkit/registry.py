@@ -29,6 +29,7 @@ _HOOKS: dict[Kind, str] = {
     "encoder": "sslkit_encoders",
     "pretext": "sslkit_pretexts",
     "evaluator": "sslkit_evaluators",
+    "selector": "sslkit_selectors",
 }
 
 
@@ -57,7 +58,7 @@ class Option:
 
 
 # positional parameters each kind's factory takes before its options
-_POSITIONAL: dict[Kind, int] = {"dataset": 2, "encoder": 2, "pretext": 2, "evaluator": 0}
+_POSITIONAL: dict[Kind, int] = {"dataset": 2, "encoder": 2, "pretext": 2, "evaluator": 0, "selector": 0}
 
 
 def factory_options(kind: Kind, component: Component) -> dict[str, Option]:

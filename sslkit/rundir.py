@@ -260,16 +260,16 @@ def predictions_csv(names: list[str], probs: torch.Tensor, classes: list[str], t
             ["runner_up", "runner_up_confidence"] if rank == 2 else [f"class_{rank}", f"confidence_{rank}"]
         )
     top = probs.topk(k, dim=1)
-    lines = [_csv_row(header)]
+    lines = [csv_row(header)]
     for name, values, index in zip(names, top.values.tolist(), top.indices.tolist()):
         cells = [name]
         for value, i in zip(values, index):
             cells += [classes[i], f"{value:.4f}"]
-        lines.append(_csv_row(cells))
+        lines.append(csv_row(cells))
     return "\n".join(lines) + "\n"
 
 
-def _csv_row(cells: list[str]) -> str:
+def csv_row(cells: list[str]) -> str:
     import io
 
     out = io.StringIO()

@@ -79,6 +79,12 @@ def _run(
     info, labeled, pool = data.info, data.labeled, data.pool
     if cfg.labels_per_class is None:
         cfg = dataclasses.replace(cfg, labels=data.labels)  # the record names the budget the run drew
+    if len(labeled) == 0 and resume is None:
+        method = cfg.pretext
+        cfg = build.label_free(registry, cfg)
+        log(
+            f"no labels yet: training {cfg.pretext} (label-free{f', instead of {method}' if method != cfg.pretext else ''})"
+        )
     stage = build.pretrain_stage(registry, cfg)
     init = Path(cfg.init) if cfg.init else None
     pretext = build.build_model(registry, cfg, info, init)  # bad options stop here: nothing written
@@ -141,12 +147,12 @@ def _run(
         rundir.save_encoder(pretext.encoder, run_dir)
         t0 = time.perf_counter()
         heads: dict[str, torch.nn.Module] = {}
-        has_test = len(data.bundle.test) > 0
-        if not has_test:
+        has_test = len(data.bundle.test) > 0 and len(labeled) > 0
+        if not has_test and len(labeled):
             log("[yellow]no test split[/]: the run trains and predicts, but measures no test accuracy")
         results = (
             evaluate(registry, cfg, pretext, pretext.encoder, data, device, run_dir, heads=heads)
-            if has_test
+            if has_test and cfg.eval
             else {}
         )
         summary: dict[str, Any] = {
@@ -154,6 +160,8 @@ def _run(
             "train_seconds": round(train_seconds, 2),
             "labeled": len(labeled),
         }
+        if len(labeled) == 0 and rank0:
+            log(f"next: sslkit suggest {run_dir} --n 10 --out to-label.csv   (which images to label first)")
         if not info.multilabel and len(labeled) > 0:
             classifier, summary["classifier"] = run_classifier(pretext, data, device, cfg.seed, heads)
             rundir.save_classifier(classifier, summary["classifier"], run_dir)

@@ -66,7 +66,7 @@ CASES: list[tuple[str, list[str], str, Callable[[Path], list[str]] | None]] = [
     ("unknown encoder", ["run", "--encoder", "convnett"], "unknown encoder 'convnett'; available:", None),
     ("unknown dataset", ["run", "--data", "mnsit"], "did you mean 'mnist'", None),
     ("unknown evaluator", ["run", "--eval", "linear,knnn"], "unknown evaluator 'knnn'", None),
-    ("labels zero", ["run", "--labels", "0"], "--labels must be a positive integer or 'all'", None),
+    ("labels negative", ["run", "--labels=-3"], "--labels must be a count (0 for none yet) or 'all'", None),
     ("labels not a number", ["run", "--labels", "ten"], "--labels must be a positive integer", None),
     ("labels beyond the split", ["run", "--labels", "5000"], "more than the 1300 training images", None),
     (

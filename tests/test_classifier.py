@@ -70,8 +70,9 @@ def test_predictions_csv_names_the_class_its_confidence_and_the_runners_up() -> 
 
 def test_one_labels_parser_and_the_default_depends_on_whether_the_data_brings_its_own_split() -> None:
     assert parse_labels("all") == "all" and parse_labels("40") == 40 and parse_labels(7) == 7
-    for bad in ("0", "-3", "many", 2.5, True):
-        with pytest.raises(UsageError, match="positive integer or 'all'"):
+    assert parse_labels("0") == 0  # none yet: a label-free run
+    for bad in ("-3", "many", 2.5, True):
+        with pytest.raises(UsageError, match="0 for none yet"):
             parse_labels(bad)
     assert labels_spec(None, labels_given=False) == 100
     assert labels_spec(None, labels_given=True) is None  # every label the person gave

@@ -13,14 +13,13 @@ from sslkit_builtins.pretexts.fixmatch import (
     FixMatch,
     align_distribution,
     consistency_loss,
-    pixel_embedding,
     propagate_labels,
     pseudo_labels,
     with_prior,
 )
 from torchvision.transforms.v2 import functional as TF
 
-from sslkit import DataInfo, Split
+from sslkit import DataInfo, Split, pixel_embedding
 from sslkit.cli import main
 from sslkit.data import augment as A
 from sslkit.engine.loop import Schedule, Trainer

@@ -94,3 +94,49 @@ def test_labels_from_a_csv_go_straight_back_in(
     capsys.readouterr()
     assert main([*argv[:-2], "--labels", "500", *RUN, "--out", str(tmp_path)]) == 2
     assert "more than the 12 labeled images" in capsys.readouterr().err
+
+
+def test_no_labels_yet_then_suggest_then_the_filled_sheet_goes_back_in(
+    folder: tuple[Path, dict[str, int]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source, truth = folder
+    pile = tmp_path / "pile"
+    for name in truth:  # only the pile: no class folders, no labels
+        (pile / name).parent.mkdir(parents=True, exist_ok=True)
+        (pile / name).write_bytes((source / name).read_bytes())
+    argv = ["run", "--data", "imagefolder", "--data-opt", f"path={pile}", "--data-opt", "image_size=8"]
+    assert main([*argv, *RUN, "--out", str(tmp_path / "runs")]) == 0
+    err = capsys.readouterr().err
+    assert "no labels yet: training rotation" in err and "next: sslkit suggest" in err
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert not (run_dir / "classifier.json").exists() and not (run_dir / "predictions.csv").exists()
+
+    sheet = pile / "to-label.csv"
+    assert main(["suggest", str(run_dir), "--n", "12", "--out", str(sheet)]) == 0
+    rows = list(csv.DictReader(sheet.open()))
+    assert len(rows) == 12 and len({r["path"] for r in rows}) == 12 and all(r["label"] == "" for r in rows)
+    page = sheet.with_suffix(".html").read_text()
+    assert page.count("<img") == 12 and rows[0]["path"] in page
+    first = sheet.read_text()
+    assert main(["suggest", str(run_dir), "--n", "12", "--out", str(sheet)]) == 0
+    assert sheet.read_text() == first  # the same run, strategy and seed: the same suggestions
+    classes_seen = {truth[r["path"]] for r in rows}
+    assert len(classes_seen) >= 6  # twelve typical picks of ten classes; random picks see fewer
+
+    for bad, message in (
+        (["--n", "0"], "--n must be"),
+        (["--n", "5000"], "--n must be between 1 and the 300"),
+    ):
+        assert main(["suggest", str(run_dir), *bad, "--out", str(tmp_path / "x.csv")]) == 2
+        assert message in capsys.readouterr().err
+    assert main(["suggest", str(run_dir), "--strategy", "typiclus", "--out", str(tmp_path / "x.csv")]) == 2
+    assert "typiclust" in capsys.readouterr().err  # did you mean
+
+    filled = [f"{r['path']},{truth[r['path']]}" for r in rows]
+    sheet.write_text("path,label\n" + "\n".join(filled) + "\n")
+    argv = ["run", "--data", "imagefolder", "--data-opt", f"path={pile}", "--data-opt", "labels=to-label.csv"]
+    assert main([*argv, "--data-opt", "image_size=8", *RUN, "--out", str(tmp_path / "runs2")]) == 0
+    (second,) = (tmp_path / "runs2").iterdir()
+    config = json.loads((second / "config.json").read_text())
+    assert config["data"]["labeled"] == 12 and config["data"]["pool"] == 300 - 12
+    assert len(list(csv.DictReader((second / "predictions.csv").open()))) == 300 - 12

@@ -34,6 +34,8 @@ def split_budget(
     everything = torch.arange(n)
     if n_labels is None and per_class is None:
         return LabelBudget(everything, everything[:0])
+    if n_labels == 0 and per_class is None:  # no labels yet: everything is pool
+        return LabelBudget(everything[:0], everything)
     gen = torch.Generator().manual_seed(seed)
     if labels.ndim > 1:
         if per_class is not None:

@@ -261,6 +261,37 @@ def _facts(view: RunView) -> str:
     return "<dl>" + "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in facts) + "</dl>"
 
 
+def _classifier(view: RunView) -> str:
+    """What the run's classifier is, its honest estimate where there is no test split, and what the pool's
+    predictions look like (how many per class, how confident)."""
+    record = (view.summary or {}).get("classifier")
+    if not record:
+        return ""
+    parts = [
+        f"<h3>Classifier</h3><p class=note>{_e(record['source'])}, saved as {rundir.CLASSIFIER} "
+        f"(used by <code>sslkit predict</code> and <code>sslkit export</code>).</p>"
+    ]
+    estimate = record.get("estimate")
+    if estimate:
+        parts.append(f"<p class=note>Estimate: {_fmt(estimate['cv_accuracy'])}, {_e(estimate['what'])}.</p>")
+    path = view.path / rundir.PREDICTIONS
+    if path.exists():
+        import csv
+
+        with path.open(newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        counts: dict[str, list[float]] = {}
+        for row in rows:
+            counts.setdefault(row["class"], []).append(float(row["confidence"]))
+        table = [
+            [_e(name), f"{len(c):,}", _fmt(sum(c) / len(c)), f"{sum(v >= 0.9 for v in c) / len(c):.0%}"]
+            for name, c in sorted(counts.items(), key=lambda item: -len(item[1]))
+        ]
+        parts.append(f"<p class=note>{rundir.PREDICTIONS}: {len(rows):,} pool images labeled.</p>")
+        parts.append(_table(["predicted class", "images", "mean confidence", "confidence >= 0.9"], table, 1))
+    return "\n".join(parts)
+
+
 def _run_section(view: RunView, index: int, several: bool) -> str:
     parts = [f'<section id="run-{index}">']
     if several:
@@ -287,8 +318,19 @@ def _run_section(view: RunView, index: int, several: bool) -> str:
                 "<p class=note>Beside each score: the same evaluator, on the same label draw, on a randomly "
                 "initialized encoder of the same architecture and on raw pixels: what training bought.</p>"
             )
-    else:
+    elif view.summary is None:
         parts.append("<p class=note>No results.json: the run has not finished its evaluation.</p>")
+    elif not view.record.get("data", {}).get("labeled"):
+        parts.append(
+            "<p class=note>No labels yet: nothing to evaluate. <code>sslkit suggest</code> picks the "
+            "images to label first.</p>"
+        )
+    else:
+        parts.append(
+            "<p class=note>No test split: no test accuracy is measured (nothing computed on the "
+            "training labels is shown as one).</p>"
+        )
+    parts.append(_classifier(view))
 
     parts.append("<h3>Pretext training</h3>")
     curves = plots.run_curves(view.history, view.steps)

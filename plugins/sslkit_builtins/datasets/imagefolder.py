@@ -12,6 +12,9 @@ image. Then the classes are the CSV's labels (sorted as text), class folders are
 empty-label rows plus ``DIR/unlabeled/`` (or ``unlabeled=PATH``); images under DIR that the CSV does not name and
 that are not in the pool folder are not used. A file the CSV labels is never in the pool.
 
+A folder with no labels yet (only ``DIR/unlabeled/``, a CSV whose labels are all empty, or just image files) is all
+pool: the run trains a label-free method and ``sslkit suggest`` picks the images to label first.
+
 With a pool of its own, the folder's labels are the labeled set (``labels_given``): every one is used, and without
 ``DIR/test/`` the test split is empty rather than taking labels away from the few there are. Without a pool, the
 training images minus a labeled budget form the pool as for any dataset, and without ``test/`` a seeded per-class
@@ -102,10 +105,6 @@ def read_labels_csv(csv_path: Path, folder: Path) -> tuple[dict[str, list[Path]]
             labeled[file] = label
         else:
             pool.append(file)
-    if not labeled:
-        raise UsageError(
-            f"{csv_path} labels no image (every row's label is empty); fill in the label of the images you know"
-        )
     by_class: dict[str, list[Path]] = {c: [] for c in sorted(set(labeled.values()))}
     for file, label in sorted(labeled.items()):
         by_class[label].append(file)
@@ -183,7 +182,14 @@ def load(
         labeled, pool, digest = read_labels_csv(csv_path, folder)
         record.update(labels_from=f"CSV {csv_path}", labels_csv_sha256=digest)
     else:
-        labeled = class_folders(folder / "train" if (folder / "train").is_dir() else folder)
+        base = folder / "train" if (folder / "train").is_dir() else folder
+        subfolders = [d for d in base.iterdir() if d.is_dir() and not d.name.startswith(".")]
+        if base == folder and unlabeled == "" and not subfolders:  # a plain pile of images, no labels yet
+            unlabeled = "."
+        no_classes = all(d.name in RESERVED for d in subfolders)
+        labeled = {} if no_classes and (unlabeled or (folder / "unlabeled").is_dir()) else class_folders(base)
+        if not labeled:
+            record["labels_from"] = "none yet"
     classes = sorted(labeled)
 
     test: dict[str, list[Path]] | None = None
@@ -206,6 +212,8 @@ def load(
 
     # the pool: unlabeled=PATH, else DIR/unlabeled/; plus a CSV's empty-label rows
     pool_dir = _resolve(unlabeled, folder) if unlabeled else folder / "unlabeled"
+    if labels and not unlabeled and not pool_dir.is_dir():  # a plain pile labeled by a CSV: the rest is pool
+        pool_dir = folder
     if unlabeled and not pool_dir.exists():
         raise UsageError(
             f"unlabeled folder {pool_dir} does not exist; check --data-opt unlabeled (relative to {folder})"
@@ -231,7 +239,7 @@ def load(
             for f in labeled[c]:
                 (test if next(is_test) else train_parts)[c].append(f)
     parts = {"train": train_parts, "test": test or {}}
-    if not any(train_parts.values()):
+    if not any(train_parts.values()) and not has_pool:
         raise UsageError(f"the train split of {folder} has no images; add images or lower test_fraction")
     if not has_pool and not any(parts["test"].values()):
         raise UsageError(f"the test split of {folder} has no images; add images or lower test_fraction")

@@ -38,12 +38,11 @@ from sslkit import (
     augment,
     extract_features,
     hookimpl,
+    pixel_embedding,
     update_average,
 )
 
 GRAPHS = ("pixels", "pixels+encoder", "none")
-GRAPH_SIDE = 32  # larger images are area-downsampled to this side before the principal components
-GRAPH_DIMS = 64  # principal components the neighbours are found in
 GRAPH_NEIGHBOURS = 10
 DIFFUSION_ALPHA = 0.99
 DIFFUSION_STEPS = 20
@@ -78,32 +77,6 @@ def with_prior(probs: Tensor, prior: Tensor) -> Tensor:
 
 
 # ------------------------------------------------------------------------------------------ graph prior
-
-
-def _pixel_rows(images: Tensor) -> Tensor:
-    """uint8 images -> flattened float rows, each centred and of unit norm (downsampled to ``GRAPH_SIDE``)."""
-    x = images.cpu().float()
-    if max(x.shape[-2:]) > GRAPH_SIDE:
-        x = F.adaptive_avg_pool2d(x, GRAPH_SIDE)
-    x = x.flatten(1)
-    return F.normalize(x - x.mean(1, keepdim=True), dim=1)
-
-
-def pixel_embedding(images: Tensor, dims: int = GRAPH_DIMS, chunk: int = 8192) -> Tensor:
-    """Each image as a unit vector in the top ``dims`` principal components of its centred, unit-norm pixels.
-    Exact and deterministic (an eigendecomposition of the covariance, accumulated in chunks)."""
-    n = len(images)
-    total, gram = None, None
-    for start in range(0, n, chunk):
-        rows = _pixel_rows(images[start : start + chunk]).double()
-        total = rows.sum(0) if total is None else total + rows.sum(0)
-        gram = rows.T @ rows if gram is None else gram + rows.T @ rows
-    assert total is not None and gram is not None
-    mean = total / n
-    _, vectors = torch.linalg.eigh(gram / n - torch.outer(mean, mean))
-    basis = vectors[:, -min(dims, len(mean)) :].float()
-    out = torch.cat([(_pixel_rows(images[s : s + chunk]) - mean.float()) @ basis for s in range(0, n, chunk)])
-    return F.normalize(out, dim=1)
 
 
 def propagate_labels(

@@ -1,0 +1,160 @@
+"""``typiclust``: the most typical image of each large cluster still without a label (Hacohen, Dekel and Weinshall,
+"Active Learning on a Budget", ICML 2022).
+
+The pool is clustered by k-means into ``len(labeled) + n`` clusters (at most ``max_clusters``); clusters of at
+most ``min_cluster_size`` images are ignored. Each pick goes to the cluster holding the fewest labeled or picked
+images, the largest first, and takes its most typical free image: typicality is the inverse mean Euclidean distance
+to the ``k`` nearest neighbours inside the cluster (``min(k, size // 2)``). Labels land on dense, representative
+images spread over the pool, never on outliers.
+
+Later rounds (``ctx.probabilities`` given, ``weight="auto"`` or ``"margin"``): among the clusters tied on labeled
+count, the order is by size times the members' mean uncertainty (1 minus the margin between the classifier's top
+two probabilities), and inside a cluster by typicality times uncertainty: images where the model is unsure AND the
+pool is dense, not isolated outliers.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import faiss
+import numpy as np
+from torch import Tensor
+
+from sslkit import Component, UsageError, hookimpl
+from sslkit.interfaces import SelectionContext
+from sslkit_builtins.selectors import as_indices, available_mask, margin_uncertainty
+
+
+def kmeans_plus_plus(x: np.ndarray, clusters: int, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+    """Greedy k-means++ starting centroids (Arthur and Vassilvitskii 2007; scikit-learn's variant), seeded: each
+    next one is the best of ``2 + log(clusters)`` candidates drawn with probability proportional to the squared
+    distance to the nearest centroid so far. Small, far clusters get a centroid, which faiss's uniform draw of
+    starting points often misses. Returns the centroids and their potential (sum of squared distances)."""
+    xd = x.astype(np.float64)
+    norms = (xd * xd).sum(axis=1)
+    trials = 2 + int(math.log(clusters))
+    chosen = [int(rng.integers(len(x)))]
+    nearest = np.maximum(norms - 2 * xd @ xd[chosen[0]] + norms[chosen[0]], 0)
+    for _ in range(1, clusters):
+        total = nearest.sum()
+        if total <= 0:  # fewer distinct rows than clusters
+            candidates = rng.integers(len(x), size=1)
+        else:
+            cumulative = np.cumsum(nearest)
+            candidates = np.minimum(np.searchsorted(cumulative, rng.random(trials) * total), len(x) - 1)
+        dist = np.maximum(norms[:, None] - 2 * xd @ xd[candidates].T + norms[candidates][None, :], 0)
+        merged = np.minimum(nearest[:, None], dist)
+        best = int(np.argmin(merged.sum(axis=0)))
+        chosen.append(int(candidates[best]))
+        nearest = merged[:, best]
+    return np.ascontiguousarray(x[chosen]), float(nearest.sum())
+
+
+def kmeans_labels(x: np.ndarray, clusters: int, seed: int, niter: int, starts: int = 3) -> np.ndarray:
+    """int64 (N,) cluster of each row: faiss k-means on all rows (no subsampling) from the best (lowest potential)
+    of ``starts`` seeded k-means++ starts. On 10 blobs of 20 to 700 points, one start found all 10 blobs 24 times
+    in 30, the best of 3 every time."""
+    km = faiss.Kmeans(
+        x.shape[1],
+        clusters,
+        niter=niter,
+        seed=seed,
+        max_points_per_centroid=max(len(x), 1),
+        min_points_per_centroid=1,
+        verbose=False,
+    )
+    rng = np.random.default_rng(seed)
+    init = min((kmeans_plus_plus(x, clusters, rng) for _ in range(starts)), key=lambda found: found[1])[0]
+    km.train(x, init_centroids=init)
+    return km.index.search(x, 1)[1][:, 0].astype(np.int64)
+
+
+def typicality(x: np.ndarray, k: int) -> np.ndarray:
+    """float64 (M,): 1 / (mean Euclidean distance to the ``min(k, M // 2)`` nearest other rows + 1e-5)."""
+    k = min(k, len(x) // 2)
+    if k < 1:
+        return np.ones(len(x))
+    index = faiss.IndexFlatL2(x.shape[1])
+    index.add(x)
+    # the nearest is the row itself (or a duplicate of it): distance 0 either way, so drop the first column
+    sq = index.search(x, k + 1)[0][:, 1:]
+    return 1.0 / (np.sqrt(np.maximum(sq, 0)).mean(axis=1) + 1e-5)
+
+
+class TypiClust:
+    """Most typical image of each large unlabeled cluster; uncertainty-weighted when probabilities are given."""
+
+    needs_classifier = False
+
+    def __init__(
+        self,
+        max_clusters: int = 500,
+        min_cluster_size: int = 5,
+        k: int = 20,
+        niter: int = 30,
+        weight: Literal["auto", "none", "margin"] = "auto",
+    ) -> None:
+        if max_clusters < 1 or min_cluster_size < 0 or k < 1 or niter < 1:
+            raise UsageError(
+                "typiclust needs max_clusters >= 1, min_cluster_size >= 0, k >= 1 and niter >= 1, got "
+                f"{max_clusters}, {min_cluster_size}, {k}, {niter}"
+            )
+        self.max_clusters = max_clusters
+        self.min_cluster_size = min_cluster_size
+        self.k = k
+        self.niter = niter
+        self.weight = weight
+
+    def select(self, ctx: SelectionContext) -> Tensor:
+        free = available_mask(ctx)
+        if ctx.n == 0:
+            return as_indices([])
+        if self.weight == "margin" and ctx.probabilities is None:
+            raise UsageError("typiclust weight='margin' needs the classifier's probabilities on the pool")
+        uncertainty = None
+        if ctx.probabilities is not None and self.weight != "none":
+            # floored: where the classifier is sure everywhere, size and typicality still decide
+            uncertainty = np.maximum(margin_uncertainty(ctx.probabilities), 1e-6)
+        x = np.ascontiguousarray(ctx.embedding.detach().float().cpu().numpy())
+        clusters = min(len(ctx.labeled) + ctx.n, self.max_clusters, len(x))
+        labels = kmeans_labels(x, clusters, ctx.seed, self.niter)
+        sizes = np.bincount(labels, minlength=clusters)
+        taken = np.bincount(labels[ctx.labeled.numpy()], minlength=clusters)  # labeled or picked, per cluster
+        score = sizes.astype(np.float64)
+        if uncertainty is not None:  # size x mean uncertainty of the free members
+            free_sum = np.bincount(labels[free], weights=uncertainty[free], minlength=clusters)
+            free_count = np.bincount(labels[free], minlength=clusters)
+            score *= free_sum / np.maximum(free_count, 1)
+        big = sizes > self.min_cluster_size
+        typical: dict[int, np.ndarray] = {}
+        picks: list[int] = []
+        for _ in range(ctx.n):
+            open_ = np.bincount(labels[free], minlength=clusters) > 0
+            allowed = open_ & big if (open_ & big).any() else open_
+            # fewest labels first, then the highest score, then the lowest cluster id
+            ids = np.flatnonzero(allowed)
+            best = ids[np.lexsort((ids, -score[ids], taken[ids]))[0]]
+            members = np.flatnonzero(labels == best)
+            if best not in typical:
+                typical[best] = typicality(x[members], self.k)
+            value = typical[best] * (uncertainty[members] if uncertainty is not None else 1.0)
+            value = np.where(free[members], value, -np.inf)
+            pick = int(members[int(np.argmax(value))])
+            picks.append(pick)
+            free[pick] = False
+            taken[best] += 1
+        return as_indices(picks)
+
+
+@hookimpl
+def sslkit_selectors() -> list[Component]:
+    return [
+        Component(
+            "typiclust",
+            TypiClust,
+            "most typical image of each large unlabeled k-means cluster (TypiClust); "
+            "uncertainty-weighted when a classifier's probabilities are given",
+        )
+    ]

@@ -1,0 +1,203 @@
+"""Selectors (which pool images to label) and the label-free embedding they choose in, on generated data."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from sslkit_builtins.selectors.probcover import ProbCover
+from sslkit_builtins.selectors.random_pick import RandomPick
+from sslkit_builtins.selectors.typiclust import TypiClust, kmeans_labels
+from torch import Tensor
+
+from sslkit import UsageError
+from sslkit.embedding import AUTO_SELECTOR, knn_graph, spectral_embedding
+from sslkit.interfaces import KINDS, SelectionContext
+from sslkit.registry import load_registry
+
+SELECTORS = ("random", "typiclust", "probcover")
+SIZES = [700, 400, 300, 200, 150, 100, 60, 40, 30, 20]  # 2,000 images of 10 classes, very unequal
+
+
+def blobs(seed: int = 0) -> tuple[Tensor, np.ndarray]:
+    """10 well-separated Gaussian blobs in 16 dims with the class sizes above."""
+    g = torch.Generator().manual_seed(seed)
+    centers = torch.randn(len(SIZES), 16, generator=g) * 8
+    labels = torch.repeat_interleave(torch.arange(len(SIZES)), torch.tensor(SIZES))
+    return centers[labels] + torch.randn(len(labels), 16, generator=g), labels.numpy()
+
+
+def context(x: Tensor, n: int, labeled: list[int] = (), probabilities: Tensor | None = None, seed: int = 0):
+    return SelectionContext(x, n, torch.tensor(list(labeled), dtype=torch.int64), probabilities, seed)
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return load_registry()
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[Tensor, np.ndarray]:
+    return blobs()
+
+
+def test_the_registry_lists_the_selectors_through_entry_points(registry) -> None:
+    assert "selector" in KINDS
+    assert set(SELECTORS) <= set(registry.names("selector"))
+    assert AUTO_SELECTOR in registry.names("selector")
+    for name in SELECTORS:
+        entry = registry.get("selector", name)
+        assert entry.provider.distribution == "sslkit"
+        selector = registry.build("selector", name)
+        assert selector.needs_classifier is False
+    assert registry.check_options("selector", "probcover", {"delta": 1}) == {"delta": 1.0}
+    with pytest.raises(UsageError, match="must be one of"):
+        registry.check_options("selector", "typiclust", {"weight": "entropy"})
+
+
+def test_random_picks_miss_a_class_that_typiclust_and_probcover_cover(registry, data) -> None:
+    x, y = data
+    covered = {}
+    for name in SELECTORS:
+        picks = registry.build("selector", name).select(context(x, 10))
+        covered[name] = len(set(y[picks.numpy()].tolist()))
+    assert covered["random"] < 10  # a person labeling 10 images at random misses the rare classes
+    assert covered["typiclust"] == 10
+    assert covered["probcover"] == 10
+
+
+@pytest.mark.parametrize("name", SELECTORS)
+def test_the_same_context_gives_the_same_picks(registry, data, name: str) -> None:
+    x, _ = data
+    first = registry.build("selector", name).select(context(x, 12, [3, 5], seed=4))
+    again = registry.build("selector", name).select(context(x.clone(), 12, [3, 5], seed=4))
+    assert first.dtype == torch.int64
+    assert torch.equal(first, again)
+
+
+@pytest.mark.parametrize("name", SELECTORS)
+def test_picks_are_distinct_and_never_labeled(registry, data, name: str) -> None:
+    x, y = data
+    # one labeled image in each of the 5 largest classes: the next 5 picks go to the other classes
+    labeled = [int(np.flatnonzero(y == c)[7]) for c in range(5)]
+    picks = registry.build("selector", name).select(context(x, 5, labeled)).tolist()
+    assert len(picks) == len(set(picks)) == 5
+    assert not set(picks) & set(labeled)
+    if name != "random":
+        assert sorted(set(y[picks].tolist())) == [5, 6, 7, 8, 9]
+    # more picks than clusters, and a pool almost all labeled: still distinct, still unlabeled
+    many = registry.build("selector", name).select(context(x, 40, labeled)).tolist()
+    assert len(set(many)) == 40 and not set(many) & set(labeled)
+    small = x[:30]
+    rest = registry.build("selector", name).select(context(small, 3, list(range(27)))).tolist()
+    assert sorted(rest) == [27, 28, 29]
+
+
+@pytest.mark.parametrize("name", SELECTORS)
+def test_more_picks_than_unlabeled_images_is_a_one_line_error(registry, name: str) -> None:
+    x = torch.randn(20, 4, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(UsageError, match="cannot select 19 images") as info:
+        registry.build("selector", name).select(context(x, 19, [0, 1]))
+    assert "\n" not in str(info.value) and "at most 18" in str(info.value)
+    assert registry.build("selector", name).select(context(x, 0)).tolist() == []
+
+
+def test_typiclust_weighs_by_uncertainty_when_probabilities_are_given(data) -> None:
+    x, y = data
+    big = np.flatnonzero(y == 0)
+    # the classifier is sure everywhere except on half of the largest class (still a dense region)
+    unsure = big[x[big, 0].numpy() > float(x[big, 0].median())]
+    probabilities = torch.tensor([0.98, 0.01, 0.01]).repeat(len(x), 1)
+    probabilities[unsure] = torch.tensor([0.4, 0.35, 0.25])
+    plain = TypiClust().select(context(x, 10)).tolist()
+    weighted = TypiClust().select(context(x, 10, probabilities=probabilities)).tolist()
+    pick_in_big = [p for p in weighted if y[p] == 0]
+    assert len(pick_in_big) == 1 and pick_in_big[0] in set(unsure.tolist())
+    assert len(set(y[weighted].tolist())) == 10  # still one per class: dense and unsure, not outliers
+    assert TypiClust(weight="none").select(context(x, 10, probabilities=probabilities)).tolist() == plain
+    with pytest.raises(UsageError, match="needs the classifier's probabilities"):
+        TypiClust(weight="margin").select(context(x, 10))
+
+
+def test_probcover_picks_its_radius_from_pseudo_label_purity(data) -> None:
+    x, y = data
+    selector = ProbCover()
+    picks = selector.select(context(x, 10))
+    delta = selector.last_delta
+    assert delta is not None and 0 < delta < 2
+    # the largest radius whose balls are pure w.r.t. k-means pseudo-labels around >= 95 % of the images
+    unit = torch.nn.functional.normalize(x, dim=1)
+    pseudo = torch.from_numpy(kmeans_labels(unit.numpy(), 10, 0, 30))
+    distances = torch.cdist(unit, unit)
+
+    def pure(radius: float) -> float:
+        inside = distances < radius
+        return float((inside & (pseudo[None, :] != pseudo[:, None])).any(1).logical_not().float().mean())
+
+    assert pure(delta * 0.999) >= 0.95 > pure(delta * 1.02)
+    assert len(set(y[picks.numpy()].tolist())) == 10
+    # a radius given as an option is used as is
+    fixed = ProbCover(delta=0.05)
+    fixed.select(context(x, 3))
+    assert fixed.last_delta == 0.05
+    with pytest.raises(UsageError, match="delta"):
+        ProbCover(delta=3.0)
+
+
+def test_random_is_uniform_over_the_unlabeled_pool(data) -> None:
+    x, _ = data
+    counts = torch.zeros(len(x))
+    for seed in range(50):
+        counts[RandomPick().select(context(x, 100, list(range(100)), seed=seed))] += 1
+    assert counts[:100].sum() == 0
+    assert counts[100:].mean() == pytest.approx(5000 / 1900)
+    assert counts[100:].max() < 12
+
+
+def test_knn_graph_finds_the_nearest_rows_but_never_the_row_itself() -> None:
+    x = torch.tensor([[1.0, 0.0], [0.99, 0.1], [0.0, 1.0], [0.1, 0.99], [1.0, 0.0]])
+    indices, sims = knn_graph(x, 2)
+    assert indices.shape == sims.shape == (5, 2)
+    assert all(i not in row for i, row in enumerate(indices.tolist()))
+    assert set(indices[0].tolist()) == {4, 1}  # the duplicate row first, the row itself excluded
+    assert indices[2, 0] == 3 and sims[0, 0] == pytest.approx(1.0)
+    with pytest.raises(UsageError, match="k < N"):
+        knn_graph(x, 5)
+
+
+def moons(n: int, noise: float, seed: int) -> tuple[Tensor, np.ndarray]:
+    """Two interleaved half-moons (scikit-learn's layout), centred, on the plane z = 3 of 3-d space: cosine
+    similarity between such rows follows their distance in the plane."""
+    g = torch.Generator().manual_seed(seed)
+    t = torch.rand(n, generator=g) * math.pi
+    upper = torch.arange(n) % 2 == 0
+    xy = torch.where(
+        upper[:, None],
+        torch.stack([t.cos(), t.sin()], 1),
+        torch.stack([1 - t.cos(), 0.5 - t.sin()], 1),
+    )
+    xy = xy - torch.tensor([0.5, 0.25]) + noise * torch.randn(n, 2, generator=g)
+    return torch.cat([xy, torch.full((n, 1), 3.0)], 1), upper.long().numpy()
+
+
+def purity(clusters: np.ndarray, labels: np.ndarray) -> float:
+    return sum(np.bincount(labels[clusters == c]).max() for c in np.unique(clusters)) / len(labels)
+
+
+@pytest.mark.parametrize("n", [400, 3000])  # the dense solver, and ARPACK (two separate components)
+def test_spectral_embedding_separates_moons_that_kmeans_on_coordinates_cannot(n: int) -> None:
+    x, labels = moons(n, 0.05, seed=1)
+    raw = kmeans_labels(x.numpy(), 2, 0, 30)
+    assert purity(raw, labels) < 0.8
+    embedding = spectral_embedding(x, dims=2, k=10)
+    assert embedding.shape == (n, 2) and embedding.dtype == torch.float32
+    assert torch.allclose(embedding.norm(dim=1), torch.ones(n), atol=1e-5)
+    assert purity(kmeans_labels(embedding.numpy(), 2, 0, 30), labels) > 0.95
+    assert torch.equal(embedding, spectral_embedding(x, dims=2, k=10))
+
+
+def test_spectral_embedding_refuses_more_dimensions_than_rows() -> None:
+    with pytest.raises(UsageError, match="dims"):
+        spectral_embedding(torch.randn(10, 3), dims=9)
