@@ -1,7 +1,7 @@
-"""``sslkit run`` (and :func:`sslkit.run` from Python): config -> registry -> data and label budget -> encoder +
-pretext (started from the recipe's pretraining stage, a run of its own, where it has one) -> training ->
-evaluators -> report. This module orchestrates; :mod:`sslkit.build` builds and :mod:`sslkit.rundir` reads and
-writes the run directory."""
+"""``sslkit run`` (and :func:`sslkit.run` from Python) as a straight sequence of stages (see :func:`_run`): the
+data and its label budget, the model (started from the recipe's pretraining stage, a run of its own, where it has
+one), training, the saved encoder, evaluation with the classifier kept and the pool labeled, and the report. This
+module orchestrates; :mod:`sslkit.build` builds and :mod:`sslkit.rundir` reads and writes the run directory."""
 
 from __future__ import annotations
 
@@ -73,111 +73,156 @@ def _run(
     run_dir: Path | None,
     device: torch.device,
 ) -> RunResult:
+    """One run, stage by stage: :func:`settle` the config on the data, build the model, open the directory and
+    :func:`write_record`, the recipe's :func:`run_stage`, :func:`pretrain`, save the encoder, :func:`assess`
+    (evaluators, the classifier kept, the pool's predictions, baselines), :func:`publish`."""
     torch.manual_seed(cfg.seed)
     rank0 = dist.rank() == 0
     data = build.load_data(registry, cfg)
-    info, labeled, pool = data.info, data.labeled, data.pool
-    if cfg.labels_per_class is None:
-        cfg = dataclasses.replace(cfg, labels=data.labels)  # the record names the budget the run drew
-    if len(labeled) == 0 and resume is None:
-        method = cfg.pretext
-        cfg = build.label_free(registry, cfg)
-        log(
-            f"no labels yet: training {cfg.pretext} (label-free{f', instead of {method}' if method != cfg.pretext else ''})"
-        )
+    cfg = settle(registry, cfg, data, resume)
     stage = build.pretrain_stage(registry, cfg)
-    init = Path(cfg.init) if cfg.init else None
-    pretext = build.build_model(registry, cfg, info, init)  # bad options stop here: nothing written
-    schedule = build.schedule(registry, cfg)
-    if schedule.epochs > 0 and pretext.trains_on == "pool" and len(pool) == 0:
+    pretext = build.build_model(registry, cfg, data.info, Path(cfg.init) if cfg.init else None)
+    schedule = build.schedule(registry, cfg)  # bad options have stopped the run by here: nothing written
+    if schedule.epochs > 0 and pretext.trains_on == "pool" and len(data.pool) == 0:
         raise UsageError("the unlabeled pool is empty (every training image is labeled); lower --labels")
-
-    if resume is not None:
-        run_dir = resume
-    elif run_dir is not None:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    elif rank0:
-        run_dir = rundir.create(Path(cfg.out), f"{rundir.timestamp()}-{cfg.data}-{cfg.pretext}-{cfg.encoder}")
-    run_dir = Path(
-        dist.broadcast_object(run_dir)
-    )  # every rank writes its checkpoints' share to rank 0's directory
+    run_dir = open_run_dir(cfg, resume, run_dir)
     amp = build.amp_dtype(cfg, device, training=True)
     with rundir.locked(run_dir) if rank0 else contextlib.nullcontext():
         if resume is None and rank0:
-            record = {
-                "config": cfg.to_dict(),
-                "schedule": schedule.__dict__,
-                "data": {
-                    "train": len(data.bundle.train),
-                    "test": len(data.bundle.test),
-                    "labeled": len(labeled),
-                    "pool": len(pool),
-                    "labels_sha256": data.labels_digest,
-                    "classes": info.classes,
-                    **data.bundle.record,
-                },
-                "info": dataclasses.asdict(info),
-                "device": str(device),
-                "training_precision": str(amp or torch.float32).removeprefix("torch."),
-                "init": rundir.provenance(Path(cfg.init)) if cfg.init else None,
-                **rundir.environment(),
-            }
-            rundir.write_json(run_dir / rundir.CONFIG, record)
+            write_record(run_dir, cfg, data, schedule, device, amp)
         if stage is not None:
             stage_dir = run_stage(stage, registry, quiet, run_dir, device)
-            pretext = build.build_model(registry, cfg, info, stage_dir)
+            pretext = build.build_model(registry, cfg, data.info, stage_dir)
             if rank0:
                 record = rundir.read_run_config(run_dir)
                 rundir.write_json(run_dir / rundir.CONFIG, {**record, "init": rundir.provenance(stage_dir)})
         prepare_model(pretext, device, compile=cfg.compile)
         if not quiet and rank0:
-            log(
-                f"[bold]run[/] {run_dir}  ({info.name}: {len(labeled)} labeled, {len(pool)} unlabeled, "
-                f"{len(data.bundle.test) or 'no'} test, {info.image_size}x{info.image_size} {info.mode}; "
-                f"{cfg.pretext} on {cfg.encoder}, {schedule.epochs} epochs, {device}"
-                f"{', bfloat16 steps' if amp else ''})"
-            )
+            log(f"[bold]run[/] {run_dir}  ({describe(cfg, data, schedule, device, amp)})")
         t0 = time.perf_counter()
         history, steps = pretrain(
-            pretext, pool, labeled, schedule, device, amp, cfg.seed, run_dir, resume, quiet
+            pretext, data.pool, data.labeled, schedule, device, amp, cfg.seed, run_dir, resume, quiet
         )
         train_seconds = time.perf_counter() - t0
         if not rank0:  # evaluation and the report happen once, on rank 0
             return RunResult(run_dir, {}, history)
         rundir.save_encoder(pretext.encoder, run_dir)
         t0 = time.perf_counter()
-        heads: dict[str, torch.nn.Module] = {}
-        has_test = len(data.bundle.test) > 0 and len(labeled) > 0
-        if not has_test and len(labeled):
-            log("[yellow]no test split[/]: the run trains and predicts, but measures no test accuracy")
-        results = (
-            evaluate(registry, cfg, pretext, pretext.encoder, data, device, run_dir, heads=heads)
-            if has_test and cfg.eval
-            else {}
-        )
-        summary: dict[str, Any] = {
-            "results": results,
-            "train_seconds": round(train_seconds, 2),
-            "labeled": len(labeled),
-        }
-        if len(labeled) == 0 and rank0:
-            log(f"next: sslkit suggest {run_dir} --n 10 --out to-label.csv   (which images to label first)")
-        if not info.multilabel and len(labeled) > 0:
-            classifier, summary["classifier"] = run_classifier(pretext, data, device, cfg.seed, heads)
-            rundir.save_classifier(classifier, summary["classifier"], run_dir)
-            if len(pool):
-                probs = classifier.probabilities(pool)
-                text = rundir.predictions_csv(data.pool_names, probs, info.classes)
-                atomic_write_text(run_dir / rundir.PREDICTIONS, text)
-        if cfg.baselines and has_test:
-            summary["baselines"] = baselines(registry, cfg, data, device)
-        summary["eval_seconds"] = round(time.perf_counter() - t0, 2)
-        rundir.write_json(run_dir / rundir.RESULTS, summary)
-        scores = {"eval": results, **{f"baseline_{k}": v for k, v in summary.get("baselines", {}).items()}}
-        for prefix, values in scores.items():
-            write_results(rundir.run_files(run_dir), steps, values, prefix, cfg.wandb)
-        write_run_report(run_dir, cfg.tsne_points, quiet)
-    return RunResult(run_dir, results, history, summary.get("baselines", {}))
+        summary = assess(registry, cfg, pretext, data, device, run_dir)
+        summary.update(train_seconds=round(train_seconds, 2), eval_seconds=round(time.perf_counter() - t0, 2))
+        publish(run_dir, cfg, summary, steps, quiet)
+    return RunResult(run_dir, summary["results"], history, summary.get("baselines", {}))
+
+
+def settle(registry: Registry, cfg: RunConfig, data: build.Data, resume: Path | None) -> RunConfig:
+    """The config as the data makes it: the label budget drawn (what the record names), and a label-free method
+    when there are no labels yet."""
+    if cfg.labels_per_class is None:
+        cfg = dataclasses.replace(cfg, labels=data.labels)
+    if len(data.labeled) == 0 and resume is None:
+        method = cfg.pretext
+        cfg = build.label_free(registry, cfg)
+        instead = f", instead of {method}" if method != cfg.pretext else ""
+        log(f"no labels yet: training {cfg.pretext} (label-free{instead})")
+    return cfg
+
+
+def open_run_dir(cfg: RunConfig, resume: Path | None, run_dir: Path | None) -> Path:
+    """The run directory: the resumed one, the one given (``sslkit bench`` names its cells), or a new
+    time-stamped one under ``cfg.out``; every rank writes its checkpoints' share to rank 0's."""
+    if resume is not None:
+        run_dir = resume
+    elif run_dir is not None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    elif dist.rank() == 0:
+        run_dir = rundir.create(Path(cfg.out), f"{rundir.timestamp()}-{cfg.data}-{cfg.pretext}-{cfg.encoder}")
+    return Path(dist.broadcast_object(run_dir))
+
+
+def write_record(
+    run_dir: Path,
+    cfg: RunConfig,
+    data: build.Data,
+    schedule: Schedule,
+    device: torch.device,
+    amp: torch.dtype | None,
+) -> None:
+    """``config.json``: the settings, the schedule, where the data and every label came from, provenance and the
+    environment."""
+    record = {
+        "config": cfg.to_dict(),
+        "schedule": schedule.__dict__,
+        "data": {
+            "train": len(data.bundle.train),
+            "test": len(data.bundle.test),
+            "labeled": len(data.labeled),
+            "pool": len(data.pool),
+            "labels_sha256": data.labels_digest,
+            "classes": data.info.classes,
+            **data.bundle.record,
+        },
+        "info": dataclasses.asdict(data.info),
+        "device": str(device),
+        "training_precision": str(amp or torch.float32).removeprefix("torch."),
+        "init": rundir.provenance(Path(cfg.init)) if cfg.init else None,
+        **rundir.environment(),
+    }
+    rundir.write_json(run_dir / rundir.CONFIG, record)
+
+
+def describe(
+    cfg: RunConfig, data: build.Data, schedule: Schedule, device: torch.device, amp: torch.dtype | None
+) -> str:
+    """The run's first line: the data as the run sees it and what it chose."""
+    info = data.info
+    return (
+        f"{info.name}: {len(data.labeled)} labeled, {len(data.pool)} unlabeled, {len(data.bundle.test) or 'no'} "
+        f"test, {info.image_size}x{info.image_size} {info.mode}; {cfg.pretext} on {cfg.encoder}, "
+        f"{schedule.epochs} epochs, {device}{', bfloat16 steps' if amp else ''}"
+    )
+
+
+def assess(
+    registry: Registry,
+    cfg: RunConfig,
+    pretext: Pretext,
+    data: build.Data,
+    device: torch.device,
+    run_dir: Path,
+) -> dict[str, Any]:
+    """After training: the evaluators on the test split (none without one, or without labels), the run's
+    classifier kept with the pool's predictions, and the baselines. Returns what ``results.json`` records."""
+    labeled, pool, info = data.labeled, data.pool, data.info
+    has_test = len(data.bundle.test) > 0 and len(labeled) > 0
+    if not has_test and len(labeled):
+        log("[yellow]no test split[/]: the run trains and predicts, but measures no test accuracy")
+    heads: dict[str, torch.nn.Module] = {}
+    results = (
+        evaluate(registry, cfg, pretext, pretext.encoder, data, device, run_dir, heads=heads)
+        if has_test and cfg.eval
+        else {}
+    )
+    summary: dict[str, Any] = {"results": results, "labeled": len(labeled)}
+    if len(labeled) == 0:
+        log(f"next: sslkit suggest {run_dir} --n 10 --out to-label.csv   (which images to label first)")
+    elif not info.multilabel:
+        classifier, summary["classifier"] = run_classifier(pretext, data, device, cfg.seed, heads)
+        rundir.save_classifier(classifier, summary["classifier"], run_dir)
+        if len(pool):
+            text = rundir.predictions_csv(data.pool_names, classifier.probabilities(pool), info.classes)
+            atomic_write_text(run_dir / rundir.PREDICTIONS, text)
+    if cfg.baselines and has_test:
+        summary["baselines"] = baselines(registry, cfg, data, device)
+    return summary
+
+
+def publish(run_dir: Path, cfg: RunConfig, summary: dict[str, Any], steps: int, quiet: bool) -> None:
+    """``results.json``, the final scalars for TensorBoard (and W&B), and ``report.html``."""
+    rundir.write_json(run_dir / rundir.RESULTS, summary)
+    scores = {"eval": summary["results"]}
+    scores.update({f"baseline_{k}": v for k, v in summary.get("baselines", {}).items()})
+    write_results(rundir.run_files(run_dir), steps, scores, cfg.wandb)
+    write_run_report(run_dir, cfg.tsne_points, quiet)
 
 
 def run_stage(stage: RunConfig, registry: Registry, quiet: bool, run_dir: Path, device: torch.device) -> Path:

@@ -206,6 +206,7 @@ def test_wandb_gets_the_same_scalars_when_asked_for(
     assert fake.inits[0]["project"] == "my-project" and fake.inits[0]["config"]["wandb"] == "my-project"
     tags = {tag for values in fake.logged for tag in values}
     assert {"step/loss", "step/lr", "epoch/loss", "eval/linear/accuracy"} <= tags
+    assert len(fake.inits) == 2  # one session for training, one for all the final scores
 
 
 def test_run_and_eval_choose_the_same_precision_explicitly() -> None:

@@ -100,15 +100,16 @@ def _wandb_run(files: RunFiles, project: str | None) -> Any:
 def write_results(
     files: RunFiles,
     step: int,
-    results: dict[str, dict[str, Any]],
-    prefix: str = "eval",
+    scores: dict[str, dict[str, dict[str, Any]]],
     wandb_project: str | None = None,
 ) -> None:
-    """The final evaluation metrics as TensorBoard scalars at the run's last step (and to W&B with a project)."""
+    """The final metrics (``scores``: prefix such as ``eval`` -> evaluator -> metric -> value) as TensorBoard
+    scalars at the run's last step, and to W&B with a project (one W&B session for all of them)."""
     from torch.utils.tensorboard import SummaryWriter
 
     scalars = {
         f"{prefix}/{evaluator}/{metric}": value
+        for prefix, results in scores.items()
         for evaluator, metrics in results.items()
         for metric, value in metrics.items()
         if isinstance(value, (int, float)) and not isinstance(value, bool)
