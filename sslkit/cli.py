@@ -12,6 +12,7 @@ from typing import Any
 from sslkit import __version__
 from sslkit.config import RunConfig, parse_assignments, read_settings
 from sslkit.errors import Interrupted, UsageError
+from sslkit.interfaces import OPTIMIZERS
 
 EXAMPLES = """\
 examples:
@@ -96,7 +97,7 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--batch-size", type=int)
     g.add_argument("--lr", type=float, help="peak learning rate (warm-up, then cosine decay)")
     g.add_argument("--weight-decay", type=float)
-    g.add_argument("--optimizer", choices=["sgd", "adamw", "adam"])
+    g.add_argument("--optimizer", choices=OPTIMIZERS)
     g.add_argument(
         "--seed", type=int, help="seeds the label draw, the model and every augmentation (default 0)"
     )
@@ -135,7 +136,9 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
         "--wandb", metavar="PROJECT", help="also log to this Weights & Biases project (pip install wandb)"
     )
     g.add_argument(
-        "--tsne-points", type=int, help="test images in the report's t-SNE map (default 2000; 0 skips it)"
+        "--tsne-points",
+        type=int,
+        help=f"test images in the report's t-SNE map (default {RunConfig.tsne_points}; 0 skips it)",
     )
     g = p.add_argument_group('plugin options (KEY=VALUE, values parsed as TOML: 0.5, true, "text")')
     g.add_argument(
@@ -272,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--tsne-points",
         type=int,
-        help="test images in the t-SNE map (default: the run's --tsne-points, 2000; 0 skips t-SNE)",
+        help=f"test images in the t-SNE map (default: the run's --tsne-points, {RunConfig.tsne_points}; 0 skips it)",
     )
 
     p = sub.add_parser(

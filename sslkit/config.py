@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from sslkit.errors import UsageError
+from sslkit.interfaces import OPTIMIZERS
 from sslkit.rundir import CONFIG
 
 if sys.version_info >= (3, 11):
@@ -101,8 +102,8 @@ class RunConfig:
             raise UsageError(f"tsne_points must be >= 0 (0 skips t-SNE), got {self.tsne_points}")
         if self.checkpoint_every < 0:
             raise UsageError(f"--checkpoint-every must be >= 0 seconds, got {self.checkpoint_every}")
-        if self.optimizer not in (None, "sgd", "adamw", "adam"):
-            raise UsageError(f"--optimizer must be sgd, adamw or adam, got {self.optimizer!r}")
+        if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
+            raise UsageError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         if self.on_nan not in ("stop", "lower-lr"):
             raise UsageError(f"--on-nan must be 'stop' or 'lower-lr', got {self.on_nan!r}")
         if self.labels not in (None, "all") and self.labels_per_class is not None:

@@ -214,7 +214,12 @@ class Pretext(nn.Module):
         return None
 
 
-def make_optimizer(params: Any, name: str, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+OPTIMIZERS = ("sgd", "adamw", "adam")  # what --optimizer accepts
+
+
+def make_optimizer(
+    params: Any, name: str, lr: float, weight_decay: float, betas: tuple[float, float] = (0.9, 0.999)
+) -> torch.optim.Optimizer:
     """The named optimizer over ``params`` that require a gradient, fused (one kernel for all parameters) where the
     device has the kernels: on CPU the optimizer step itself is ~6x (Adam) and ~3x (SGD) faster than PyTorch's
     per-parameter loop; a whole training step gains 0-5 % (benchmarks/model_step.py)."""
@@ -225,10 +230,10 @@ def make_optimizer(params: Any, name: str, lr: float, weight_decay: float) -> to
             params, lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay, fused=fused
         )
     if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=fused)
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=betas, fused=fused)
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, betas=(0.5, 0.999), fused=fused)
-    raise ValueError(f"unknown optimizer {name!r}; choose sgd, adamw or adam")
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, betas=betas, fused=fused)
+    raise ValueError(f"unknown optimizer {name!r}; choose {', '.join(OPTIMIZERS)}")
 
 
 # -------------------------------------------------------------------------------------- evaluation

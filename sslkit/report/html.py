@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from sslkit import rundir
+from sslkit.config import RunConfig
 from sslkit.errors import UsageError
 from sslkit.report import plots
 from sslkit.report.tsne import compute
 from sslkit.util import atomic_write_text, log, status
 
-DEFAULT_TSNE_POINTS = 2000
 NEIGHBOURS = 10
 
 
@@ -101,7 +101,7 @@ def write_report(run_dirs: list[Path], out: Path, tsne_points: int | None = None
         raise UsageError("no run directory given; pass one or more directories made by `sslkit run`")
     views = [read_run(Path(d)) for d in run_dirs]
     for view in views:
-        points = view.config.get("tsne_points", DEFAULT_TSNE_POINTS) if tsne_points is None else tsne_points
+        points = view.config.get("tsne_points", RunConfig.tsne_points) if tsne_points is None else tsne_points
         add_tsne(view, points)
     body = []
     if len(views) > 1:

@@ -74,7 +74,7 @@ def load_run(run_dir: Path) -> tuple[Any, Any, Any]:
     return cfg, data.bundle, build.trained_encoder(registry, cfg, data.info, run_dir)
 
 
-def compute(run_dir: Path, points: int = 2000, k: int = 10) -> dict[str, Any]:
+def compute(run_dir: Path, points: int, k: int = 10) -> dict[str, Any]:
     """t-SNE of encoder features and of raw pixels for ``points`` test images; cached in ``tsne.json``."""
     weights = run_dir / rundir.ENCODER
     stamp = weights.stat().st_mtime_ns

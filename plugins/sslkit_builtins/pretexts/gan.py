@@ -25,6 +25,8 @@ from torch.nn import functional as F
 from sslkit import Batch, Component, DataInfo, Pretext, UsageError, hookimpl, make_optimizer, update_average
 from sslkit_builtins.encoders.wn_mlp import GaussianNoise, WeightNormLinear
 
+ADAM_BETAS = (0.5, 0.999)  # the DCGAN recipe's momentum (Radford et al. 2016), for both networks
+
 # ------------------------------------------------------------------------------------------ losses
 
 
@@ -188,8 +190,8 @@ class _GAN(Pretext):
 
     def make_optimizers(self, lr: float, weight_decay: float, optimizer: str) -> list[torch.optim.Optimizer]:
         return [
-            make_optimizer(self.discriminator_parameters(), optimizer, lr, weight_decay),
-            make_optimizer(self.generator.parameters(), optimizer, lr, 0.0),
+            make_optimizer(self.discriminator_parameters(), optimizer, lr, weight_decay, ADAM_BETAS),
+            make_optimizer(self.generator.parameters(), optimizer, lr, 0.0, ADAM_BETAS),
         ]
 
     def d_losses(self, batch: Batch, fake: Tensor) -> dict[str, Tensor]:

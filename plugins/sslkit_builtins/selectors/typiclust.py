@@ -1,11 +1,13 @@
 """``typiclust``: the most typical image of each large cluster still without a label (Hacohen, Dekel and Weinshall,
 "Active Learning on a Budget", ICML 2022).
 
-The pool is clustered by k-means into ``len(labeled) + n`` clusters (at most ``max_clusters``); clusters of at
-most ``min_cluster_size`` images are ignored. Each pick goes to the cluster holding the fewest labeled or picked
-images, the largest first, and takes its most typical free image: typicality is the inverse mean Euclidean distance
-to the ``k`` nearest neighbours inside the cluster (``min(k, size // 2)``). Labels land on dense, representative
-images spread over the pool, never on outliers.
+The pool is clustered by k-means (faiss, from the best of 3 greedy k-means++ starts, seeded) into
+``len(labeled) + n`` clusters (at most ``max_clusters``); clusters of at most ``min_cluster_size`` images are
+ignored. Each pick goes to the cluster holding the fewest labeled or picked images, the largest first, and takes
+its most typical free image: typicality is the inverse mean Euclidean distance to the ``k`` nearest neighbours
+inside the cluster (``min(k, size // 2)``; the whole cluster, labeled images included, is the density's sample).
+Labels land on dense, representative images spread over the pool, never on outliers. MNIST's 60,000 rows:
+about 2 s per selection of 10 or 20 (one thread of a busy 2-core machine).
 
 Later rounds (``ctx.probabilities`` given, ``weight="auto"`` or ``"margin"``): among the clusters tied on labeled
 count, the order is by size times the members' mean uncertainty (1 minus the margin between the classifier's top
