@@ -12,7 +12,7 @@ from typing import Any
 from sslkit import __version__
 from sslkit.config import RunConfig, parse_assignments, read_settings
 from sslkit.errors import Interrupted, UsageError
-from sslkit.interfaces import OPTIMIZERS
+from sslkit.interfaces import KINDS, OPTIMIZERS
 
 EXAMPLES = """\
 examples:
@@ -251,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(defaults from its factory's signature), plugins that failed to load and name conflicts.",
     )
     p.add_argument("name", nargs="?", metavar="NAME", help="one component in detail: its options and recipe")
-    p.add_argument("--kind", choices=["dataset", "encoder", "pretext", "evaluator"], help="only this kind")
+    p.add_argument("--kind", choices=KINDS, help="only this kind")
     p.add_argument(
         "--debug",
         action="store_true",

@@ -1,19 +1,16 @@
 """Label-free geometry of a pool: cosine k-NN graphs and a spectral embedding, the space selectors choose in.
 
 Why a spectral embedding: on MNIST (60,000 training images), TypiClust's 10 most typical points in the top-64
-pixel principal components covered 7, 6, 6 of the 10 classes (seeds 0-2); in this spectral embedding of the same
-points' k-NN graph 8, 7, 9 (dims=32) and 9, 10, 9 (dims=16). Clusters of a graph's leading eigenvectors follow
-its well-connected regions (the classes' manifolds), where k-means in the raw space cuts along directions of
-large variance (thickness, slant).
+pixel principal components (:func:`pixel_embedding`) covered 5, 6, 6 of the 10 classes (seeds 0-2); in the
+spectral embedding of the same points' k-NN graph 10, 10, 10 (dims=16) and 8, 8, 9 (dims=32). Clusters of a
+graph's leading eigenvectors follow its well-connected regions (the classes' manifolds), where k-means in the raw
+space cuts along directions of large variance (thickness, slant).
 """
 
 from __future__ import annotations
 
-import faiss
 import numpy as np
-import scipy.sparse as sp
 import torch
-from scipy.sparse.linalg import LinearOperator, eigsh
 from torch import Tensor
 
 from sslkit.errors import UsageError
@@ -21,8 +18,8 @@ from sslkit.errors import UsageError
 PIXEL_SIDE = 32  # larger images are area-downsampled to this side before the principal components
 PIXEL_DIMS = 64  # principal components kept
 
-# what ``--select auto`` / ``--strategy auto`` resolve to: on MNIST (spectral embedding of pixel PCA, seeds 0-2),
-# typiclust's 10 picks covered 8, 7, 9 classes, probcover's 5, 5, 6 and random's 7, 6, 6 (docs/plugins.md)
+# what ``--select auto`` / ``--strategy auto`` resolve to: on MNIST (16-dim spectral embedding of pixel_embedding,
+# seeds 0-2) typiclust's 10 picks covered 10, 10, 10 classes, probcover's 8, 8, 8, random's 7, 6, 6
 AUTO_SELECTOR = "typiclust"
 
 
@@ -36,6 +33,8 @@ def knn_graph(x: Tensor, k: int, chunk: int = 8192) -> tuple[Tensor, Tensor]:
 
     Exact search (faiss ``IndexFlatIP`` on L2-normalized rows), ``chunk`` queries at a time. Returns int64
     ``indices`` (N, k), most similar first, and their float32 cosine ``similarities`` (N, k)."""
+    import faiss  # here, not at the top: ``import sslkit`` stays light
+
     if x.ndim != 2:
         raise UsageError(f"knn_graph needs an (N, D) matrix, got shape {tuple(x.shape)}")
     n = len(x)
@@ -92,6 +91,9 @@ def spectral_embedding(
     Time, on 2 CPU cores busy with other work as well: MNIST's 60,000 top-64 pixel principal components, dims=32,
     13 s on one thread (exact k-NN search 9 s, eigenvectors 4 s), 34 s on two contended threads; 60,000 x 64
     random rows 26 s on two contended threads (k-NN search 11 s; measured before the regularization)."""
+    import scipy.sparse as sp
+    from scipy.sparse.linalg import LinearOperator, eigsh
+
     n = len(x)
     if dims < 1 or dims + 2 > n:
         raise UsageError(f"spectral_embedding needs 1 <= dims <= N - 2, got dims={dims} for {n} rows")

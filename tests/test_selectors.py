@@ -146,6 +146,18 @@ def test_probcover_picks_its_radius_from_pseudo_label_purity(data) -> None:
         ProbCover(delta=3.0)
 
 
+def test_probcover_counts_coverage_on_a_sample_when_the_pool_is_large(data) -> None:
+    x, y = data
+    sampled = ProbCover(witnesses=300)
+    picks = sampled.select(context(x, 10))
+    assert sampled.last_witnesses == 300
+    assert len(set(y[picks.numpy()].tolist())) == 10
+    assert torch.equal(picks, ProbCover(witnesses=300).select(context(x, 10)))
+    with pytest.raises(UsageError, match="give a smaller delta") as info:  # huge balls, a tiny memory budget
+        ProbCover(delta=1.9, max_edges=1000).select(context(x, 3))
+    assert "\n" not in str(info.value)
+
+
 def test_random_is_uniform_over_the_unlabeled_pool(data) -> None:
     x, _ = data
     counts = torch.zeros(len(x))
