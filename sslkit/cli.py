@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sslkit import __version__
-from sslkit.config import RunConfig, parse_assignments, read_settings
+from sslkit.config import ON_NAN, RunConfig, parse_assignments, read_settings
 from sslkit.errors import Interrupted, UsageError
 from sslkit.interfaces import KINDS, OPTIMIZERS
 
@@ -48,6 +48,12 @@ class _Parser(argparse.ArgumentParser):
         return ""
 
 
+def _off(group: argparse._ArgumentGroup, setting: str, help: str) -> None:
+    """``--no-SETTING``: turns a setting that defaults to on off (left unset otherwise, so a config file decides)."""
+    flag = "--no-" + setting.replace("_", "-")
+    group.add_argument(flag, dest=setting, action="store_const", const=False, help=help)
+
+
 def _run_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("what to run")
     g.add_argument("--pretext", help="pretext task or method (default fixmatch); `sslkit plugins` lists them")
@@ -60,12 +66,10 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
         metavar="RUN_DIR",
         help="start from another run's trained encoder (e.g. rotation -> fixmatch)",
     )
-    g.add_argument(
-        "--no-pretrain",
-        dest="pretrain",
-        action="store_const",
-        const=False,
-        help="skip the recipe's pretraining stage (fixmatch on fashion-mnist starts from 1 epoch of rotation)",
+    _off(
+        g,
+        "pretrain",
+        "skip the recipe's pretraining stage (fixmatch on fashion-mnist starts from 1 epoch of rotation)",
     )
     g.add_argument("--data", help="dataset: digits, mnist, fashion-mnist, svhn, ... (default digits)")
     g.add_argument(
@@ -85,13 +89,7 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
         "--eval",
         help="comma-separated evaluators (default: the method's recipe, see `sslkit plugins METHOD`; else linear)",
     )
-    g.add_argument(
-        "--no-baselines",
-        dest="baselines",
-        action="store_const",
-        const=False,
-        help="skip scoring the frozen-feature evaluators on a random-init encoder and raw pixels",
-    )
+    _off(g, "baselines", "skip scoring the frozen-feature evaluators on a random-init encoder and raw pixels")
     g = p.add_argument_group("training (defaults: the pretext's recipe; `sslkit plugins PRETEXT` shows it)")
     g.add_argument("--epochs", type=int)
     g.add_argument("--batch-size", type=int)
@@ -102,12 +100,10 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
         "--seed", type=int, help="seeds the label draw, the model and every augmentation (default 0)"
     )
     g.add_argument("--device", help="auto (cuda if present), cpu, cuda, cuda:N")
-    g.add_argument(
-        "--no-amp",
-        dest="amp",
-        action="store_const",
-        const=False,
-        help="full precision (default: bfloat16 autocast on CUDA, and for training on CPUs with native bfloat16)",
+    _off(
+        g,
+        "amp",
+        "full precision (default: bfloat16 autocast on CUDA, and for training on CPUs with native bfloat16)",
     )
     g.add_argument("--compile", action="store_const", const=True, help="torch.compile the pretext's modules")
     g.add_argument(
@@ -117,20 +113,16 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
         help="under torchrun on GPUs: batch-norm statistics over all ranks",
     )
     g.add_argument(
-        "--checkpoint-every", type=float, help="seconds between mid-epoch checkpoints (default 300)"
+        "--checkpoint-every",
+        type=float,
+        help=f"seconds between mid-epoch checkpoints (default {RunConfig.checkpoint_every:g})",
     )
-    g.add_argument("--on-nan", choices=["stop", "lower-lr"], help="when the loss diverges (default stop)")
+    g.add_argument("--on-nan", choices=ON_NAN, help=f"when the loss diverges (default {RunConfig.on_nan})")
     g = p.add_argument_group("data and output")
     g.add_argument(
         "--data-root", help="where datasets live (default $SSLKIT_DATA, else ~/.cache/sslkit/data)"
     )
-    g.add_argument(
-        "--no-download",
-        dest="download",
-        action="store_const",
-        const=False,
-        help="never download; fail if the data is not under the data root",
-    )
+    _off(g, "download", "never download; fail if the data is not under the data root")
     g.add_argument("--out", help="parent of the run directory (default runs)")
     g.add_argument(
         "--wandb", metavar="PROJECT", help="also log to this Weights & Biases project (pip install wandb)"

@@ -104,12 +104,13 @@ class RunConfig:
             raise UsageError(f"--checkpoint-every must be >= 0 seconds, got {self.checkpoint_every}")
         if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
             raise UsageError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
-        if self.on_nan not in ("stop", "lower-lr"):
-            raise UsageError(f"--on-nan must be 'stop' or 'lower-lr', got {self.on_nan!r}")
+        if self.on_nan not in ON_NAN:
+            raise UsageError(f"--on-nan must be one of {', '.join(ON_NAN)}, got {self.on_nan!r}")
         if self.labels not in (None, "all") and self.labels_per_class is not None:
             raise UsageError("give either --labels or --labels-per-class, not both")
 
 
+ON_NAN = ("stop", "lower-lr")  # when the loss diverges: stop, or halve the learning rate and resume
 DEFAULT_LABELS = 100  # labels drawn from a fully labeled data set when --labels is not given
 
 

@@ -9,7 +9,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 
 def _console(stderr: bool) -> Console:
@@ -26,18 +33,26 @@ stdout = _console(stderr=False)  # results tables
 def training_progress(enabled: bool = True) -> Progress:
     """The training bar; off when ``enabled`` is false or the output is not a terminal (the loop logs a line per
     epoch instead)."""
-    return Progress(
+    return progress_bar(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         TextColumn("step {task.completed}/{task.total}"),
         TextColumn("{task.fields[terms]}"),
         TextColumn("{task.fields[ips]} img/s"),
         TimeElapsedColumn(),
+        enabled=enabled,
+    )
+
+
+def progress_bar(*columns: ProgressColumn, enabled: bool = True, transient: bool = False) -> Progress:
+    """A bar on stderr with ``columns``, then the ETA; off when not ``enabled`` or not on a terminal."""
+    return Progress(
+        *columns,
         TextColumn("ETA"),
         TimeRemainingColumn(),
         console=console,
         disable=not (enabled and console.is_terminal),
-        transient=False,
+        transient=transient,
     )
 
 

@@ -24,12 +24,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from rich.console import Console
-from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, ProgressColumn, TextColumn
 from rich.text import Text
 from torch import Tensor
 
 from sslkit.errors import UsageError
+from sslkit.util import console, progress_bar
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
@@ -56,7 +56,6 @@ PROGRESS_MIN = 300  # more files than this show a progress bar (a terminal) or a
 CHUNK = 256  # files per worker task (fewer for short lists, so that every worker gets some)
 MEMORY_SHARE = 0.6  # refuse a tensor larger than this share of the available memory
 
-_console = Console(stderr=True, soft_wrap=True)
 _GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
 
 
@@ -373,14 +372,11 @@ class _RateColumn(ProgressColumn):
 def _progress(n: int, description: str) -> Iterator[Any]:
     """``advance(k)`` for a bar on a terminal when there are many files; a summary line in a log instead."""
     show = n > PROGRESS_MIN
-    bar = Progress(
+    bar = progress_bar(
         TextColumn("{task.description}", markup=False),
         BarColumn(),
         _RateColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        console=_console,
-        disable=not (show and _console.is_terminal),
+        enabled=show,
         transient=True,
     )
     t0 = time.perf_counter()
@@ -390,7 +386,7 @@ def _progress(n: int, description: str) -> Iterator[Any]:
     if show:
         s = time.perf_counter() - t0
         rate = n / max(s, 1e-9)
-        _console.print(
+        console.print(
             f"{description}: {n:,} files in {s:.1f} s ({rate:,.0f} images/s)", markup=False, highlight=False
         )
 
@@ -458,7 +454,7 @@ def _decode_all(
 def _log_skipped(skipped: list[Path], what: str) -> None:
     if skipped:
         names = ", ".join(str(f) for f in skipped[:3]) + (", ..." if len(skipped) > 3 else "")
-        _console.print(
+        console.print(
             f"skipped {len(skipped)} unreadable {what} (cannot be decoded): {names}",
             markup=False,
             highlight=False,
