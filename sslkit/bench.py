@@ -98,9 +98,11 @@ def load_suite(path: Path) -> Suite:
         )
     for b in budgets:
         try:
-            parse_labels(b)
+            usable = parse_labels(b) != 0  # a cell without labels would have nothing to evaluate
         except UsageError:
-            raise UsageError(f'{where}: label budget {b!r} must be a positive integer or "all"') from None
+            usable = False
+        if not usable:
+            raise UsageError(f'{where}: label budget {b!r} must be a positive integer or "all"')
     seeds = _list(raw, "seeds", where, int, default=[0])
     tsne_points = raw.get("tsne_points", 0)
     if isinstance(tsne_points, bool) or not isinstance(tsne_points, int) or tsne_points < 0:

@@ -67,7 +67,7 @@ CASES: list[tuple[str, list[str], str, Callable[[Path], list[str]] | None]] = [
     ("unknown dataset", ["run", "--data", "mnsit"], "did you mean 'mnist'", None),
     ("unknown evaluator", ["run", "--eval", "linear,knnn"], "unknown evaluator 'knnn'", None),
     ("labels negative", ["run", "--labels=-3"], "--labels must be a count (0 for none yet) or 'all'", None),
-    ("labels not a number", ["run", "--labels", "ten"], "--labels must be a positive integer", None),
+    ("labels not a number", ["run", "--labels", "ten"], "--labels must be a count (0 for none yet)", None),
     ("labels beyond the split", ["run", "--labels", "5000"], "more than the 1300 training images", None),
     (
         "labels per class zero",

@@ -71,10 +71,10 @@ def test_carve_validation_is_stratified_seeded_and_disjoint() -> None:
 def test_labels_all_means_every_label_on_the_command_line_and_in_toml(tmp_path) -> None:
     parser = build_parser()
     cfg = config_from_args(parser.parse_args(["run", "--labels", "all"]))
-    assert cfg.labels is None and cfg.labels_per_class is None
+    assert cfg.labels == "all" and cfg.labels_per_class is None
     cfg = config_from_args(parser.parse_args(["run", "--labels-per-class", "5"]))
     assert cfg.labels is None and cfg.labels_per_class == 5
-    assert RunConfig.from_dict({"labels": "all"}).labels is None
+    assert RunConfig.from_dict({"labels": "all"}).labels == "all"
     toml_cfg = RunConfig.from_dict({"labels_per_class": 4})  # replaces the default --labels 100
     assert toml_cfg.labels is None and toml_cfg.labels_per_class == 4
     with pytest.raises(UsageError, match="either --labels or --labels-per-class"):

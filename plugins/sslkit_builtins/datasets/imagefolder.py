@@ -220,6 +220,11 @@ def load(
         )
     if pool_dir.exists():
         found = find_images(pool_dir)
+        if not found and pool_dir == folder:
+            raise UsageError(
+                f"{folder} has no class sub-folders and no image files; put labeled images in {folder}/<class>/ "
+                f"and the unlabeled pile in {folder}/unlabeled/"
+            )
         if not found:
             raise UsageError(f"no image files under {pool_dir}, the unlabeled pool; add images or remove it")
         pool += found
