@@ -23,14 +23,14 @@ def suggest(
     """``sslkit suggest``: write the CSV (already labeled images with their labels, then the ``n`` picks with an
     empty label and the model's guess where the run has a classifier) and its contact sheet; returns their paths
     and the strategy used."""
-    registry_ = load_registry()
+    registry = load_registry()
     cfg, record = build.saved_config(run_dir)
-    data = build.load_data(registry_, cfg)
+    data = build.load_data(registry, cfg)
     if record.get("data", {}).get("labels_sha256") not in (None, data.labels_digest):
         raise UsageError(
             f"the labels rebuilt for {run_dir} differ from the run's; the data changed since the run"
         )
-    encoder = build.trained_encoder(registry_, cfg, data.info, run_dir).to(build.resolve_device(device))
+    encoder = build.trained_encoder(registry, cfg, data.info, run_dir).to(build.resolve_device(device))
     images = torch.cat([data.labeled.images, data.pool])
     log(f"embedding {len(images):,} images (pixels and the run's features, spectral)")
     space = selection_space(images, encoder, data.info, device)
@@ -39,20 +39,20 @@ def suggest(
         probabilities = build.load_run(run_dir, device).classifier.probabilities(images)
     labeled = torch.arange(len(data.labeled))
     name, picks = choose(
-        registry_, strategy, space, n, labeled, probabilities, cfg.seed if seed is None else seed
+        registry, strategy, space, n, labeled, probabilities, cfg.seed if seed is None else seed
     )
     picks_in_pool = picks - len(data.labeled)  # the picks never include a labeled image
     classes = data.info.classes
     known = [
-        {"path": name, "label": classes[int(y)]}
-        for name, y in zip(data.labeled_names, data.labeled.labels.tolist())
+        {"path": path, "label": classes[int(y)]}
+        for path, y in zip(data.labeled_names, data.labeled.labels.tolist())
     ]
     rows = []
     for p in picks.tolist():
         row = {"path": data.pool_names[p - len(data.labeled)], "label": ""}
         if probabilities is not None:
             best = probabilities[p].argmax()
-            row.update(guess=data.info.classes[int(best)], confidence=f"{float(probabilities[p, best]):.2f}")
+            row.update(guess=classes[int(best)], confidence=f"{float(probabilities[p, best]):.2f}")
         rows.append(row)
     columns = ["path", "label", "guess", "confidence"] if probabilities is not None else ["path", "label"]
     lines = [",".join(columns)] + [rundir.csv_row([r.get(c, "") for c in columns]) for r in known + rows]
@@ -60,5 +60,5 @@ def suggest(
     atomic_write_text(out, "\n".join(lines) + "\n")
     sheet = out.with_suffix(".html")
     title = f"{len(rows)} images to label next ({name}, {run_dir.name})"
-    atomic_write_text(sheet, contact_sheet(rows, data.pool[picks_in_pool], title, data.info.classes))
+    atomic_write_text(sheet, contact_sheet(rows, data.pool[picks_in_pool], title, classes))
     return out, sheet, name
