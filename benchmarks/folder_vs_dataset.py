@@ -38,11 +38,11 @@ def write_folder(data: str, labels: int, seed: int, folder: Path) -> dict[str, s
     loaded = load_data(load_registry(), cfg)
     bundle = loaded.bundle
     names = [c.replace("/", "-") for c in bundle.info.classes]
-    labeled = set(int(n[6:-1]) for n in loaded.pool_names)  # pool names are train[i]
+    pool = {int(n[6:-1]) for n in loaded.pool_names}  # pool names are train[i]
     truth: dict[str, str] = {}
     images, targets = bundle.train.images[:, 0].numpy(), bundle.train.labels.tolist()
     for i, (image, y) in enumerate(zip(images, targets)):
-        if i not in labeled:
+        if i not in pool:
             path = folder / "train" / names[y] / f"{i:05d}.png"
         else:
             rel = f"unlabeled/{i // 1000:02d}/{i:05d}.{'png' if i % 2 else 'jpg'}"

@@ -8,8 +8,6 @@ clusters saw 4-5 of the ten classes; of spectral clusters, 8-9)."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import html
 import io
 from typing import Any
@@ -23,6 +21,7 @@ from sslkit.errors import UsageError
 from sslkit.features import extract_features
 from sslkit.interfaces import DataInfo, SelectionContext
 from sslkit.registry import Registry
+from sslkit.report.plots import file_uri
 
 # chosen on MNIST, seeds 0-2, ten typiclust picks: 16 dims saw 9, 9, 10 classes; 10 dims 9, 9, 9; 32 dims 9, 7, 8
 SPECTRAL_DIMS = 16
@@ -67,10 +66,6 @@ def choose(
     return name, picks
 
 
-def digest(indices: Tensor) -> str:
-    return hashlib.sha256(indices.numpy().astype("int64").tobytes()).hexdigest()[:16]
-
-
 def thumbnail(image: Tensor, side: int = 96) -> str:
     """A uint8 ``(C, H, W)`` image as a PNG data URI, enlarged to about ``side`` pixels without smoothing."""
     from PIL import Image
@@ -81,7 +76,7 @@ def thumbnail(image: Tensor, side: int = 96) -> str:
     picture = picture.resize((picture.width * scale, picture.height * scale), Image.Resampling.NEAREST)
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    return file_uri(buffer.getvalue())
 
 
 def contact_sheet(rows: list[dict[str, Any]], images: Tensor, title: str, classes: list[str]) -> str:

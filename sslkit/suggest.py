@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from sslkit import build, rundir
+from sslkit.classifier import Classifier
 from sslkit.errors import UsageError
 from sslkit.labeling import choose, contact_sheet, selection_space
 from sslkit.registry import load_registry
@@ -35,8 +36,9 @@ def suggest(
     log(f"embedding {len(images):,} images (pixels and the run's features, spectral)")
     space = selection_space(images, encoder, data.info, device)
     probabilities = None
-    if (run_dir / rundir.CLASSIFIER).exists():
-        probabilities = build.load_run(run_dir, device).classifier.probabilities(images)
+    if (run_dir / rundir.CLASSIFIER).exists():  # the encoder loaded above, with the run's head
+        head = rundir.load_classifier_head(run_dir).to(next(encoder.parameters()).device)
+        probabilities = Classifier(encoder, head, data.info).probabilities(images)
     labeled = torch.arange(len(data.labeled))
     name, picks = choose(
         registry, strategy, space, n, labeled, probabilities, cfg.seed if seed is None else seed
