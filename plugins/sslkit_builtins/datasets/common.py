@@ -11,7 +11,6 @@ import torch
 from torch import Tensor
 
 from sslkit import UsageError
-from sslkit.data.images import load_images as _load_images
 
 
 def channel_stats(images: Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -47,12 +46,6 @@ def as_labels(values: object) -> Tensor:
 
 
 # ------------------------------------------------------------------------------ image files on disk
-
-
-def load_images(files: list[Path], size: int, mode: str, cache: Path, what: str = "images") -> Tensor:
-    """:func:`sslkit.data.images.load_images` for providers whose files must all decode (voc2007): the tensor
-    alone; an unreadable file is a UsageError naming it."""
-    return _load_images(files, size, mode, cache, what)[0]
 
 
 def check_md5(path: Path, md5: str | None) -> None:

@@ -14,7 +14,8 @@ from pathlib import Path
 import torch
 
 from sslkit import Component, DataInfo, DatasetBundle, Split, UsageError, hookimpl
-from sslkit_builtins.datasets.common import channel_stats, guarded_download, load_images, missing
+from sslkit.data.images import load_images
+from sslkit_builtins.datasets.common import channel_stats, guarded_download, missing
 
 CLASSES = [
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -55,7 +56,10 @@ def read_split(folder: Path, split: str, image_size: int) -> Split:
             raise UsageError(f"{listing} lists {f.stem} but {f} does not exist; restore the image")
     labels = torch.tensor([read_targets(folder / "Annotations" / f"{i}.xml") for i in ids])
     cache = folder / "sslkit-cache" / f"{split}-{image_size}.pt"
-    return Split(load_images(files, image_size, "RGB", cache, f"VOC2007 {split} images"), labels)
+    images, _ = load_images(
+        files, image_size, "RGB", cache, f"VOC2007 {split} images"
+    )  # unreadable: an error
+    return Split(images, labels)
 
 
 def load(root: Path, download: bool, image_size: int = 224) -> DatasetBundle:
