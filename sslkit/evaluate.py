@@ -59,9 +59,12 @@ def evaluate(
         shown = f"{headline[0]} {headline[1]:.4f}, " if headline and isinstance(headline[1], float) else ""
         log(f"{name}{label}: {shown}{time.perf_counter() - t0:.1f} s")
         if run_dir is not None and (result.details or result.artifacts):
-            rundir.write_json(
-                rundir.eval_details(run_dir, name), {"artifacts": result.artifacts, **result.details}
-            )
+            artifacts = dict(result.artifacts)
+            if "confusion_matrix" in result.details and "classes" in result.details:
+                artifacts["confusion_matrix"] = rundir.write_confusion(
+                    run_dir, name, result.details["classes"], result.details["confusion_matrix"]
+                )
+            rundir.write_json(rundir.eval_details(run_dir, name), {"artifacts": artifacts, **result.details})
     return results
 
 

@@ -205,8 +205,11 @@ class Pretext(nn.Module):
         (a collapse, a stalled loss), which the log and the report then show; None when training looks sound."""
         return None
 
-    def save_artifacts(self, run_dir: Path, epoch: int) -> None:
-        """Write pictures (samples, reconstructions) into the run directory after an epoch."""
+    def pictures(self) -> dict[str, Tensor]:
+        """Pictures of what the pretext learned (samples, reconstructions), drawn after each epoch: a short name
+        (letters, digits, dashes) -> a float image in [0, 1], (C, H, W) (``torchvision.utils.make_grid``). The run
+        directory keeps each epoch's, the report shows the latest."""
+        return {}
 
     def classifier_head(self) -> nn.Module | None:
         """The pretext's own classifier (fixmatch, sgan, supervised): a module from encoder features to class

@@ -40,6 +40,8 @@ MODEL_ONNX = "model.onnx"  # where `sslkit export` writes the classifier by defa
 TSNE = "tsne.json"  # the report's cached t-SNE coordinates
 BENCH = "bench.json"  # a benchmark cell's wall time
 EVAL_DETAILS = "eval-{name}.json"  # an evaluator's details (per-class scores, confusion matrix, chosen C)
+CONFUSION = "confusion-{name}.csv"  # an evaluator's confusion matrix (rows: true class, columns: predicted)
+PICTURE = "picture-{name}-epoch{epoch}.png"  # a pretext's picture after an epoch (Pretext.pictures)
 
 
 def eval_details(run_dir: Path, name: str) -> Path:
@@ -52,10 +54,40 @@ def evaluators_with_details(run_dir: Path) -> list[str]:
     return [p.name[len(prefix) : -len(suffix)] for p in sorted(run_dir.glob(EVAL_DETAILS.format(name="*")))]
 
 
+def picture_file(run_dir: Path, name: str, epoch: int) -> Path:
+    return run_dir / PICTURE.format(name=name, epoch=epoch)
+
+
+def latest_pictures(run_dir: Path) -> list[tuple[str, int, Path]]:
+    """Each picture the pretext drew, at its latest epoch: (name, epoch, path), by name."""
+    prefix, middle = PICTURE.split("{name}")[0], PICTURE.split("{name}")[1].split("{epoch}")[0]
+    latest: dict[str, tuple[int, Path]] = {}
+    for path in run_dir.glob(PICTURE.format(name="*", epoch="*")):
+        name, _, epoch = path.stem.removeprefix(prefix).rpartition(middle)
+        if epoch.isdigit() and int(epoch) >= latest.get(name, (-1, path))[0]:
+            latest[name] = (int(epoch), path)
+    return [(name, epoch, path) for name, (epoch, path) in sorted(latest.items())]
+
+
+def write_confusion(run_dir: Path, name: str, classes: list[str], matrix: list[list[int]]) -> str:
+    """The confusion matrix as CSV (a header of predicted classes, one row per true class); returns its file name."""
+    rows = [",".join(["true\\predicted", *classes])]
+    rows += [",".join([c, *map(str, row)]) for c, row in zip(classes, matrix)]
+    path = run_dir / CONFUSION.format(name=name)
+    atomic_write_text(path, "\n".join(rows) + "\n")
+    return path.name
+
+
 def run_files(run_dir: Path) -> RunFiles:
     """The files training writes in ``run_dir``."""
     return RunFiles(
-        run_dir, run_dir / CHECKPOINT, run_dir / METRICS, run_dir / STEPS, run_dir / EVENTS, run_dir / CONFIG
+        run_dir,
+        run_dir / CHECKPOINT,
+        run_dir / METRICS,
+        run_dir / STEPS,
+        run_dir / EVENTS,
+        run_dir / CONFIG,
+        lambda name, epoch: picture_file(run_dir, name, epoch),
     )
 
 

@@ -122,6 +122,12 @@ def test_digits_quick_start_end_to_end(tmp_path, capsys) -> None:
     accuracy = summary["results"]["linear"]["accuracy"]
     random_init = summary["baselines"]["random_init"]["linear"]["accuracy"]
     assert accuracy > random_init + 0.05, (accuracy, random_init)
+    # the core writes each evaluator's confusion matrix: a header of predicted classes, one row per true class
+    header, *rows = (run_dir / "confusion-linear.csv").read_text().splitlines()
+    assert header.split(",")[1:] == [str(c) for c in range(10)] and len(rows) == 10
+    details = json.loads((run_dir / "eval-linear.json").read_text())
+    assert [list(map(int, r.split(",")[1:])) for r in rows] == details["confusion_matrix"]
+    assert details["artifacts"]["confusion_matrix"] == "confusion-linear.csv"
     out = capsys.readouterr().out
     assert "accuracy" in out and "random init" in out and "raw pixels" in out
     # the recipe's evaluators include fixmatch's own classifier, which `sslkit eval` rebuilds from the checkpoint

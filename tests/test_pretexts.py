@@ -239,11 +239,10 @@ def test_invalid_options_are_usage_errors(registry, fashion, name: str, options:
 def test_autoencoder_writes_reconstructions(registry, fashion, tmp_path: Path) -> None:
     trainer = _trainer(registry, fashion, "autoencoder", {"variant": "masked"}, 32, 2e-3)
     _losses(trainer, 2)
-    trainer.pretext.save_artifacts(tmp_path, 1)
-    from PIL import Image
-
-    with Image.open(tmp_path / "reconstructions.png") as img:  # 3 rows (input, masked, output) of 8 images
-        assert img.size == (8 * 29 + 1, 3 * 29 + 1)
+    (name, image), *others = trainer.pretext.pictures().items()
+    assert name == "reconstructions" and not others
+    assert image.shape == (3, 3 * 29 + 1, 8 * 29 + 1)  # 3 rows (input, masked, output) of 8 images
+    assert image.min() >= 0 and image.max() <= 1
 
 
 # ------------------------------------------------------------------------------------------ end to end
@@ -268,7 +267,10 @@ def test_sslkit_run_end_to_end_on_digits(name: str, tmp_path: Path) -> None:
     for metrics in results.values():
         assert metrics["accuracy"] > 0.2, results  # chance is 0.1
     pictures = {p.name for p in run_dir.glob("*.png")}
-    expected = {"autoencoder": {"reconstructions.png"}, "dcgan": {"samples-epoch1.png", "samples-epoch2.png"}}
+    expected = {
+        "autoencoder": {"picture-reconstructions-epoch1.png"},
+        "dcgan": {"picture-samples-epoch1.png", "picture-samples-epoch2.png"},
+    }
     expected["sgan"] = expected["dcgan"]
     assert expected.get(name, set()) <= pictures
     epochs = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]

@@ -138,16 +138,21 @@ def test_gan_samples_and_reconstructions_are_embedded(run_dir: Path, tmp_path: P
     gan = tmp_path / "gan-run"
     shutil.copytree(run_dir, gan)
     pictures = {}
-    for i, name in enumerate(["samples-epoch2.png", "samples-epoch10.png", "reconstructions.png"]):
+    names = [
+        "picture-samples-epoch2.png",
+        "picture-samples-epoch10.png",
+        "picture-reconstructions-epoch1.png",
+    ]
+    for i, name in enumerate(names):
         Image.fromarray(np.full((16, 16), 40 * (i + 1), dtype=np.uint8)).save(gan / name)
         pictures[name] = base64.b64encode((gan / name).read_bytes()).decode()
     out = tmp_path / "gan.html"
     assert main(["report", str(gan), "-o", str(out), "--tsne-points", "0"]) == 0
     text = out.read_text()
-    assert pictures["samples-epoch10.png"] in text  # the latest epoch, not the lexically last one
-    assert pictures["samples-epoch2.png"] not in text
-    assert pictures["reconstructions.png"] in text
-    assert "Generated samples (epoch 10)" in text
+    assert pictures["picture-samples-epoch10.png"] in text  # the latest epoch, not the lexically last one
+    assert pictures["picture-samples-epoch2.png"] not in text
+    assert pictures["picture-reconstructions-epoch1.png"] in text
+    assert "samples (epoch 10)" in text
 
 
 def test_unfinished_run_is_reported_and_bad_dir_is_a_usage_error(

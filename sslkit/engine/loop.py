@@ -293,13 +293,22 @@ class Trainer:
         if self.scalars:
             self.scalars.epoch(self.global_step, record)
         if self.files and self.rank == 0:
-            self.pretext.save_artifacts(self.files.folder, self.epoch + 1)
+            self._save_pictures(self.epoch + 1)
             with open(self.files.metrics, "a") as fh:
                 fh.write(json.dumps(record) + "\n")
         self.epoch += 1
         self.step_in_epoch, self.sums, self.count = 0, {}, 0
         self.save()
         return record
+
+    def _save_pictures(self, epoch: int) -> None:
+        from torchvision.utils import save_image
+
+        assert self.files is not None
+        for name, image in self.pretext.pictures().items():
+            if not name or not all(c.isalnum() or c == "-" for c in name):
+                raise ValueError(f"a picture's name must be letters, digits and dashes, got {name!r}")
+            save_image(image.float().cpu(), self.files.picture(name, epoch))
 
     def _peak_lr(self, epoch: int) -> float:
         """The highest learning rate of the first optimizer's schedule during ``epoch``: what an epoch's plot shows."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,12 +19,13 @@ from typing import Any
 class RunFiles:
     """Where training writes inside a run directory (:func:`sslkit.rundir.run_files` names them)."""
 
-    folder: Path  # the pretext's pictures (samples, reconstructions)
+    folder: Path  # the run directory
     checkpoint: Path
     metrics: Path  # one JSON line per epoch
     steps: Path  # the per-step scalars, CSV
     events: Path  # TensorBoard event files
     config: Path  # the run's record, read for the W&B run's config
+    picture: Callable[[str, int], Path]  # (name, epoch) -> where a pretext's picture goes
 
 
 class ScalarLog:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,21 +63,13 @@ def read_run(path: Path) -> RunView:
         details = rundir.read_json(rundir.eval_details(path, name))
         if details and details.get("confusion_matrix"):
             view.confusions[name] = details
-    samples = sorted(path.glob("samples-epoch*.png"), key=_epoch_of)
-    if samples:
-        view.pictures.append((f"generated samples (epoch {_epoch_of(samples[-1])})", samples[-1]))
-    for recon in sorted(path.glob("reconstructions*.png")):
-        view.pictures.append(("reconstructions (top: input, bottom: output)", recon))
+    for name, epoch, picture in rundir.latest_pictures(path):
+        view.pictures.append((f"{name} (epoch {epoch})", picture))
     return view
 
 
 def _eval_names(path: Path) -> list[str]:
     return rundir.evaluators_with_details(path)
-
-
-def _epoch_of(path: Path) -> int:
-    found = re.search(r"(\d+)", path.stem.removeprefix("samples-epoch"))
-    return int(found.group(1)) if found else -1
 
 
 def add_tsne(view: RunView, points: int) -> None:

@@ -36,7 +36,7 @@ from sslkit import (
     fit_probe,
     hookimpl,
 )
-from sslkit_builtins.evaluators.metrics import classification_report, save_confusion_csv
+from sslkit_builtins.evaluators.metrics import classification_report
 
 
 def freeze_batchnorm_stats(model: nn.Module) -> None:
@@ -184,7 +184,7 @@ class FineTune:
         metrics, report = classification_report(logits, ctx.test.labels.cpu().long(), ctx.info.classes)
         details.update(report)
         details["loss_first_last"] = [losses[0], losses[-1]]
-        return EvalResult(metrics, save_confusion_csv(ctx.run_dir, "finetune", details), details)
+        return EvalResult(metrics, details=details)
 
 
 @hookimpl

@@ -17,7 +17,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from sslkit import Component, EvalContext, EvalResult, UsageError, hookimpl
-from sslkit_builtins.evaluators.metrics import classification_report, save_confusion_csv
+from sslkit_builtins.evaluators.metrics import classification_report
 
 DEFAULT_K = (20, 200)
 
@@ -140,7 +140,7 @@ class KNN:
         )
         if note:
             details["note"] = note
-        return EvalResult(metrics, save_confusion_csv(ctx.run_dir, "knn", details), details)
+        return EvalResult(metrics, details=details)
 
 
 @hookimpl

@@ -4,7 +4,7 @@ cross-validation on the labeled split alone; the test split is touched once, for
 from __future__ import annotations
 
 from sslkit import C_GRID, Component, EvalContext, EvalResult, UsageError, fit_probe, hookimpl
-from sslkit_builtins.evaluators.metrics import classification_report, save_confusion_csv
+from sslkit_builtins.evaluators.metrics import classification_report
 
 
 class LinearProbe:
@@ -33,8 +33,7 @@ class LinearProbe:
         metrics, details = classification_report(probe.logits(test_x), test_y, ctx.info.classes)
         metrics["train_accuracy"] = float((probe.logits(train_x).argmax(1) == train_y).float().mean())
         details.update({"C": probe.c, "cv_accuracy": probe.cv_scores})
-        artifacts = save_confusion_csv(ctx.run_dir, "linear", details)
-        return EvalResult(metrics, artifacts, details, head=probe.head())
+        return EvalResult(metrics, details=details, head=probe.head())
 
 
 @hookimpl

@@ -3,12 +3,8 @@ multi-label data (scikit-learn's area under the PR curve and the VOC 2007 11-poi
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from torch import Tensor
-
-from sslkit import atomic_write_text
 
 
 def confusion_matrix(target: Tensor, pred: Tensor, num_classes: int) -> Tensor:
@@ -43,19 +39,6 @@ def classification_report(
         "classes": classes,
     }
     return metrics, details
-
-
-def save_confusion_csv(run_dir: Path | None, name: str, details: dict) -> dict[str, str]:
-    """Write ``details``' confusion matrix to ``run_dir/confusion-NAME.csv`` (a header of predicted classes, one
-    row per true class); returns the artifacts entry, empty when there is no run directory."""
-    if run_dir is None:
-        return {}
-    classes, cm = details["classes"], details["confusion_matrix"]
-    rows = [",".join(["true\\predicted", *classes])]
-    rows += [",".join([name, *map(str, row)]) for name, row in zip(classes, cm)]
-    path = Path(run_dir) / f"confusion-{name}.csv"
-    atomic_write_text(path, "\n".join(rows) + "\n")
-    return {"confusion_matrix": path.name}
 
 
 # ------------------------------------------------------------------------------------ multi-label

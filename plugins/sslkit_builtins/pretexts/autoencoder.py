@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from pathlib import Path
 
 import torch
 from torch import Tensor, nn
@@ -139,10 +138,11 @@ class Autoencoder(Pretext):
         return {"loss": reconstruction_loss(self.reconstruct(inp), x, weight)}
 
     @torch.no_grad()
-    def save_artifacts(self, run_dir: Path, epoch: int) -> None:
+    def pictures(self) -> dict[str, Tensor]:
+        """``reconstructions``: a row of inputs, of corrupted inputs (unless ``plain``), of their reconstructions."""
         if self.preview is None:
-            return
-        from torchvision.utils import save_image
+            return {}
+        from torchvision.utils import make_grid
 
         was = self.training
         self.eval()
@@ -150,8 +150,8 @@ class Autoencoder(Pretext):
         gen = torch.Generator(device=x.device).manual_seed(0)  # the same corruption every epoch
         inp, _ = self.corrupt(x, gen)
         rows = [x] + ([inp] if self.variant != "plain" else []) + [self.reconstruct(inp).float()]
-        save_image(torch.cat(rows).cpu(), run_dir / "reconstructions.png", nrow=len(x), padding=1)
         self.train(was)
+        return {"reconstructions": make_grid(torch.cat(rows).cpu(), nrow=len(x), padding=1)}
 
 
 @hookimpl

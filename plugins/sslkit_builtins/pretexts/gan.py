@@ -15,7 +15,6 @@ import contextlib
 import copy
 import math
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -236,14 +235,14 @@ class _GAN(Pretext):
         return {k: v.detach() for k, v in {**d_terms, **g_terms}.items()}
 
     @torch.no_grad()
-    def save_artifacts(self, run_dir: Path, epoch: int) -> None:
-        from torchvision.utils import save_image
+    def pictures(self) -> dict[str, Tensor]:
+        from torchvision.utils import make_grid
 
         was = self.generator.training
         self.generator.eval()
         samples = self.generator(self.fixed_z).float().cpu()
         self.generator.train(was)
-        save_image(samples, run_dir / f"samples-epoch{epoch}.png", nrow=8, padding=1)
+        return {"samples": make_grid(samples, nrow=8, padding=1)}
 
 
 class DCGAN(_GAN):
