@@ -7,6 +7,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from sslkit_builtins.pretexts.fixmatch import (
@@ -74,6 +75,33 @@ def test_label_propagation_follows_the_chain_not_the_nearest_label() -> None:
     assert torch.allclose(out.sum(1), torch.ones(40))
     nearest_label = (points @ points[[0, 19]].T).argmax(1)
     assert nearest_label[18] == 1  # what a nearest-labeled-image rule would say
+
+
+def test_label_propagation_matches_the_closed_form_with_class_mass_normalization() -> None:
+    gen = torch.Generator().manual_seed(3)
+    points = torch.nn.functional.normalize(torch.randn(40, 5, generator=gen), dim=1)
+    labels = torch.full((40,), -1)
+    labels[[0, 1, 2]] = torch.tensor([0, 0, 1])  # class 0 twice, class 1 once, class 2 never
+    out = propagate_labels(points, labels, 3, neighbours=4, alpha=0.9, power=2.0)
+    # by hand, densely: the 4 nearest others by cosine, weights cos^3 (negative ones 0), W + W^T, D^-1/2 W D^-1/2
+    x = points.double().numpy()
+    sim = x @ x.T
+    np.fill_diagonal(sim, -np.inf)
+    w = np.zeros((40, 40))
+    for i in range(40):
+        for j in np.argsort(-sim[i])[:4]:
+            w[i, j] = max(sim[i, j], 0) ** 3
+    w = w + w.T
+    d = w.sum(1) ** -0.5
+    y = np.zeros((40, 3))
+    y[[0, 1, 2], [0, 0, 1]] = 1
+    scores = np.clip(np.linalg.solve(np.eye(40) - 0.9 * d[:, None] * w * d[None, :], y), 0, None)
+    share = np.array([3.0, 2.0, 1.0]) / 6  # labeled counts + 1
+    scores = (scores * share / scores.sum(0).clip(1e-30)) ** 2
+    expected = np.where(
+        scores.sum(1, keepdims=True) > 0, scores / scores.sum(1, keepdims=True).clip(1e-30), 1 / 3
+    )
+    assert np.allclose(out.numpy(), expected, atol=1e-4)
 
 
 def test_pixel_embedding_is_deterministic_unit_and_chunked() -> None:
