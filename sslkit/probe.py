@@ -28,8 +28,25 @@ def fit_logistic(
     start: tuple[Tensor, Tensor] | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Weights ``(D, K)`` and bias ``(K,)`` minimizing ``C * sum CE + ||W||^2 / 2``, in float64. The objective is
-    strictly convex, so ``start`` (another C's solution: a warm start along the grid) changes only the time."""
+    strictly convex, so ``start`` (another C's solution: a warm start along the grid) changes only the time.
+
+    With more features than samples (most few-label probes) the minimizer lies in the span of the rows (the
+    penalty only grows off it), so the same problem is solved exactly in an orthonormal basis of that span, in at
+    most N coordinates instead of D: the dcgan discriminator's 4,096 features of 80 digits, 31 fits of the C grid,
+    went from 68 s to 13 s (one thread; tests/test_foundation.py checks the equality with scikit-learn)."""
     x, y = x.double(), y.long()
+    if x.shape[1] > len(x):
+        _, s, vh = torch.linalg.svd(x, full_matrices=False)
+        basis = vh[s > s.max() * 1e-10].T  # (D, r), orthonormal columns spanning the rows
+        reduced = None if start is None else (basis.T @ start[0].double(), start[1])
+        v, b = _fit_logistic(x @ basis, y, num_classes, c, max_iter, reduced)
+        return basis @ v, b
+    return _fit_logistic(x, y, num_classes, c, max_iter, start)
+
+
+def _fit_logistic(
+    x: Tensor, y: Tensor, num_classes: int, c: float, max_iter: int, start: tuple[Tensor, Tensor] | None
+) -> tuple[Tensor, Tensor]:
     w0, b0 = start or (torch.zeros(x.shape[1], num_classes), torch.zeros(num_classes))
     w = w0.detach().double().clone().requires_grad_(True)
     b = b0.detach().double().clone().requires_grad_(True)

@@ -105,7 +105,7 @@ def test_label_propagation_matches_the_closed_form_with_class_mass_normalization
 
 
 def test_pixel_embedding_is_deterministic_unit_and_chunked() -> None:
-    images = (torch.rand(50, 3, 40, 40, generator=torch.Generator().manual_seed(1)) * 255).to(torch.uint8)
+    images = (torch.rand(50, 1, 40, 40, generator=torch.Generator().manual_seed(1)) * 255).to(torch.uint8)
     one = pixel_embedding(images, dims=8)
     assert one.shape == (50, 8) and torch.allclose(one.norm(dim=1), torch.ones(50), atol=1e-5)
     assert torch.equal(one, pixel_embedding(images, dims=8))

@@ -186,13 +186,16 @@ def test_rotation_lowers_its_loss_on_real_fashion_mnist(fashion) -> None:
     assert history[1]["accuracy"] > 0.4  # chance is 0.25
 
 
-def test_linear_probe_matches_scikit_learn() -> None:
+@pytest.mark.parametrize(
+    "n, d", [(120, 8), (30, 200)]
+)  # more features than samples: solved in the rows' span
+def test_linear_probe_matches_scikit_learn(n: int, d: int) -> None:
     from sklearn.linear_model import LogisticRegression
 
     from sslkit.probe import fit_logistic
 
     gen = torch.Generator().manual_seed(0)
-    x = torch.randn(120, 8, generator=gen, dtype=torch.float64)
+    x = torch.randn(n, d, generator=gen, dtype=torch.float64)
     y = (x[:, 0] + 0.5 * x[:, 1] > 0).long() + (x[:, 2] > 1).long()
     w, b = fit_logistic(x, y, 3, c=0.5, max_iter=1000)
     ref = LogisticRegression(C=0.5, tol=1e-12, max_iter=10_000).fit(x.numpy(), y.numpy())
