@@ -24,6 +24,7 @@ from sslkit.evaluate import baselines, evaluate, run_classifier
 from sslkit.interfaces import Pretext, Split
 from sslkit.registry import Registry, load_registry
 from sslkit.report.html import write_run_report
+from sslkit.report.tsne import Held
 from sslkit.util import atomic_write_text, log
 
 
@@ -110,7 +111,7 @@ def _run(
         t0 = time.perf_counter()
         summary = assess(registry, cfg, pretext, data, device, run_dir)
         summary.update(train_seconds=round(train_seconds, 2), eval_seconds=round(time.perf_counter() - t0, 2))
-        publish(run_dir, cfg, summary, steps, quiet)
+        publish(run_dir, cfg, summary, steps, quiet, Held(cfg, data.bundle, pretext.encoder))
     return RunResult(run_dir, summary["results"], history, summary.get("baselines", {}))
 
 
@@ -216,13 +217,16 @@ def assess(
     return summary
 
 
-def publish(run_dir: Path, cfg: RunConfig, summary: dict[str, Any], steps: int, quiet: bool) -> None:
-    """``results.json``, the final scalars for TensorBoard (and W&B), and ``report.html``."""
+def publish(
+    run_dir: Path, cfg: RunConfig, summary: dict[str, Any], steps: int, quiet: bool, held: Held
+) -> None:
+    """``results.json``, the final scalars for TensorBoard (and W&B), and ``report.html`` (from what the run
+    holds: nothing is read back from disk but the records the report shows)."""
     rundir.write_json(run_dir / rundir.RESULTS, summary)
     scores = {"eval": summary["results"]}
     scores.update({f"baseline_{k}": v for k, v in summary.get("baselines", {}).items()})
     write_results(rundir.run_files(run_dir), steps, scores, cfg.wandb)
-    write_run_report(run_dir, cfg.tsne_points, quiet)
+    write_run_report(run_dir, cfg.tsne_points, quiet, held)
 
 
 def run_stage(stage: RunConfig, registry: Registry, quiet: bool, run_dir: Path, device: torch.device) -> Path:

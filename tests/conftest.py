@@ -6,7 +6,13 @@ from pathlib import Path
 import pytest
 import torch
 
-torch.set_num_threads(min(2, torch.get_num_threads()))
+# Under pytest-xdist (README's `-n auto`) the workers share the cores: each gets its share of threads, and so do
+# the sslkit processes its tests start. Two threads per process beside other busy ones would spin on each other.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+_THREADS = max(1, min(2, (os.cpu_count() or 1) // _WORKERS))
+if _WORKERS > 1:
+    os.environ["OMP_NUM_THREADS"] = str(_THREADS)
+torch.set_num_threads(min(_THREADS, torch.get_num_threads()))
 
 _HERE = Path(__file__).resolve().parent.parent
 

@@ -18,7 +18,7 @@ from sslkit import rundir
 from sslkit.config import RunConfig
 from sslkit.errors import UsageError
 from sslkit.report import plots
-from sslkit.report.tsne import compute
+from sslkit.report.tsne import Held, compute
 from sslkit.util import atomic_write_text, log, status
 
 NEIGHBOURS = 10
@@ -72,7 +72,7 @@ def _eval_names(path: Path) -> list[str]:
     return rundir.evaluators_with_details(path)
 
 
-def add_tsne(view: RunView, points: int) -> None:
+def add_tsne(view: RunView, points: int, held: Held | None = None) -> None:
     if points == 0:
         view.tsne_note = "skipped (t-SNE points set to 0)"
         return
@@ -81,19 +81,22 @@ def add_tsne(view: RunView, points: int) -> None:
         return
     try:
         with status(f"t-SNE of {points} test images"):
-            view.tsne = compute(view.path, points, NEIGHBOURS)
+            view.tsne = compute(view.path, points, NEIGHBOURS, held)
     except (UsageError, ValueError, OSError, RuntimeError) as exc:
         view.tsne_note = f"not computed: {exc}"
 
 
-def write_report(run_dirs: list[Path], out: Path, tsne_points: int | None = None) -> Path:
-    """Write the report for ``run_dirs`` to ``out`` and return ``out``."""
+def write_report(
+    run_dirs: list[Path], out: Path, tsne_points: int | None = None, held: Held | None = None
+) -> Path:
+    """Write the report for ``run_dirs`` to ``out`` and return ``out``; ``held``: the one run's own config, data
+    and encoder, in memory (at the end of ``sslkit run``), else what the report needs is read from disk."""
     if not run_dirs:
         raise UsageError("no run directory given; pass one or more directories made by `sslkit run`")
     views = [read_run(Path(d)) for d in run_dirs]
     for view in views:
         points = view.config.get("tsne_points", RunConfig.tsne_points) if tsne_points is None else tsne_points
-        add_tsne(view, points)
+        add_tsne(view, points, held)
     body = []
     if len(views) > 1:
         body.append(_comparison(views))
@@ -112,9 +115,11 @@ def write_report(run_dirs: list[Path], out: Path, tsne_points: int | None = None
     return out
 
 
-def write_run_report(run_dir: Path, tsne_points: int | None = None, quiet: bool = False) -> Path:
+def write_run_report(
+    run_dir: Path, tsne_points: int | None = None, quiet: bool = False, held: Held | None = None
+) -> Path:
     """A finished run's own ``report.html``; says where it is."""
-    out = write_report([run_dir], run_dir / rundir.REPORT, tsne_points)
+    out = write_report([run_dir], run_dir / rundir.REPORT, tsne_points, held)
     if not quiet:
         log(f"report: {out}")
     return out

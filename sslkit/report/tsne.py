@@ -11,13 +11,15 @@ import dataclasses
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 
 from sslkit import build, rundir
+from sslkit.config import RunConfig
 from sslkit.features import extract_features
+from sslkit.interfaces import DatasetBundle
 from sslkit.registry import load_registry
 from sslkit.util import atomic_write_text
 
@@ -65,17 +67,26 @@ def subsample(labels: np.ndarray, points: int, seed: int = 0) -> np.ndarray:
     return np.sort(rng.choice(len(labels), size=points, replace=False))
 
 
-def load_run(run_dir: Path) -> tuple[Any, Any, Any]:
-    """Rebuild a finished run's config, dataset bundle and trained encoder (never a download)."""
+class Held(NamedTuple):
+    """What a run holds in memory when its report is written: its config, dataset bundle and trained encoder."""
+
+    cfg: RunConfig
+    bundle: DatasetBundle
+    encoder: torch.nn.Module
+
+
+def load_run(run_dir: Path) -> Held:
+    """Rebuild a finished run's config, dataset bundle and trained encoder from disk (never a download)."""
     registry = load_registry()
     cfg, _ = build.saved_config(run_dir)
     cfg = dataclasses.replace(cfg, download=False)
     data = build.load_data(registry, cfg)
-    return cfg, data.bundle, build.trained_encoder(registry, cfg, data.info, run_dir)
+    return Held(cfg, data.bundle, build.trained_encoder(registry, cfg, data.info, run_dir))
 
 
-def compute(run_dir: Path, points: int, k: int = 10) -> dict[str, Any]:
-    """t-SNE of encoder features and of raw pixels for ``points`` test images; cached in ``tsne.json``."""
+def compute(run_dir: Path, points: int, k: int = 10, held: Held | None = None) -> dict[str, Any]:
+    """t-SNE of encoder features and of raw pixels for ``points`` test images; cached in ``tsne.json``. ``held``:
+    the run's own config, data and encoder (at the end of ``sslkit run``), else they are rebuilt from disk."""
     weights = run_dir / rundir.ENCODER
     stamp = weights.stat().st_mtime_ns
     cache = run_dir / rundir.TSNE
@@ -91,7 +102,7 @@ def compute(run_dir: Path, points: int, k: int = 10) -> dict[str, Any]:
         except (ValueError, KeyError):
             pass
     t0 = time.perf_counter()
-    cfg, bundle, encoder = load_run(run_dir)
+    cfg, bundle, encoder = held or load_run(run_dir)
     labels_all = bundle.test.labels
     if labels_all.ndim != 1:
         raise ValueError("t-SNE colours points by class; this dataset is multi-label")
