@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 from sslkit.cli import main
-from sslkit.report.html import read_run
 from sslkit.report import tsne
+from sslkit.report.html import read_run
 from sslkit.report.tsne import neighbourhood_hit
 
 FAST_RUN = ["--data", "digits", "--epochs", "1", "--device", "cpu", "--eval-opt", "linear.c_grid=[1.0]"]
@@ -47,7 +47,9 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # the report written at the end of the run maps 300 test images, from the encoder and data the run holds:
     # nothing is rebuilt from disk
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(tsne, "load_run", lambda run_dir: pytest.fail("the run's report rebuilt the run from disk"))
+        patch.setattr(
+            tsne, "load_run", lambda run_dir: pytest.fail("the run's report rebuilt the run from disk")
+        )
         assert main(["run", *FAST_RUN, "--tsne-points", "300", "--out", str(out)]) == 0
     (path,) = out.iterdir()
     return path
