@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from sslkit import build, rundir
-from sslkit.config import RunConfig, parse_labels, read_toml
+from sslkit.config import RunConfig, names_list, parse_labels, read_toml
 from sslkit.errors import UsageError
 from sslkit.registry import Registry, load_registry
 from sslkit.runner import run
@@ -148,8 +148,7 @@ def _eval_options(defaults: dict, settings: dict, values: dict) -> dict:
     evals = values.get("eval")
     if evals is None:  # the method's recipe decides (build.resolve)
         return merged
-    if isinstance(evals, str):
-        evals = [e.strip() for e in evals.split(",")]
+    evals = names_list(evals)
     return {name: opts for name, opts in merged.items() if name in evals}
 
 
@@ -222,7 +221,7 @@ def run_suite(
         run_cell(cells[0], out / cell)
         return SuiteResult(out)
     if only:
-        patterns = [p.strip() for p in only.split(",") if p.strip()]
+        patterns = names_list(only)
         cells = [
             c
             for c in cells

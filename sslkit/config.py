@@ -114,6 +114,12 @@ ON_NAN = ("stop", "lower-lr")  # when the loss diverges: stop, or halve the lear
 DEFAULT_LABELS = 100  # labels drawn from a fully labeled data set when --labels is not given
 
 
+def names_list(value: Any) -> Any:
+    """``"a, b"`` -> ``["a", "b"]`` (the comma-separated lists of the command line: ``--eval``, ``--only``); any
+    other value as it is."""
+    return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+
+
 def parse_labels(value: Any) -> int | str:
     """A label budget from the command line or a file: a count or ``"all"`` (the one parser); 0 trains without
     labels (a label-free method, then ``sslkit suggest`` picks the images to label)."""
@@ -148,8 +154,7 @@ def _check_type(key: str, value: Any, annotation: str, source: str) -> Any:
     if value is None and "None" in kind:
         return None
     if kind.startswith("list"):
-        if isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
+        value = names_list(value)
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise UsageError(f"{where} must be a list of names, got {value!r}")
         return value

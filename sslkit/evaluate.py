@@ -15,7 +15,7 @@ import torch
 
 from sslkit import build, rundir
 from sslkit.classifier import Classifier, fold_affine
-from sslkit.config import RunConfig
+from sslkit.config import RunConfig, names_list
 from sslkit.errors import UsageError
 from sslkit.features import FeatureCache, extract_features
 from sslkit.interfaces import EvalContext, Pretext
@@ -132,9 +132,7 @@ def evaluate_saved_run(
 ) -> dict[str, dict[str, float]]:
     """Run ``evals`` (default: the run's own) on the run's encoder; returns their metrics."""
     cfg, record = build.saved_config(run_dir)
-    if isinstance(evals, str):
-        evals = [e.strip() for e in evals.split(",") if e.strip()]
-    names = list(evals or cfg.eval)
+    names = list(names_list(evals) or cfg.eval)
     if not names:
         raise UsageError("no evaluator given; pass --eval NAME[,NAME...]")
     options = {n: {**cfg.eval_options.get(n, {}), **eval_options.get(n, {})} for n in names}
