@@ -130,7 +130,9 @@ class Data:
         return self.bundle.info
 
 
-def load_data(registry: Registry, cfg: RunConfig) -> Data:
+def load_data(registry: Registry, cfg: RunConfig, record: dict[str, Any] | None = None) -> Data:
+    """The run's data. ``record``: a saved run's ``config.json``, whose recorded picks (``--select``) are taken
+    as they are instead of being chosen again (the same picks: the selection is deterministic, but takes seconds)."""
     root = Path(cfg.data_root).expanduser() if cfg.data_root else default_data_root()
     bundle = registry.build("dataset", cfg.data, root, cfg.download, options=cfg.data_options)
     train = bundle.train
@@ -139,8 +141,13 @@ def load_data(registry: Registry, cfg: RunConfig) -> Data:
         raise UsageError(
             f"--labels {count} asks for more than the {len(train)} labeled images the data brings"
         )
+    picks = (record or {}).get("data", {}).get("selected")
     if cfg.select is None:
         budget = split_budget(train.labels, count, cfg.seed, cfg.labels_per_class)
+    elif picks is not None:
+        rest = torch.ones(len(train), dtype=torch.bool)
+        rest[picks] = False
+        budget = LabelBudget(torch.tensor(sorted(picks), dtype=torch.int64), rest.nonzero().flatten())
     else:
         budget = selected_budget(registry, cfg, bundle, count)
     pool = train.images[budget.unlabeled]
@@ -176,7 +183,7 @@ def selected_budget(
         registry, cfg.select, space, count, torch.zeros(0, dtype=torch.int64), None, cfg.seed
     )
     seen = len(torch.unique(bundle.train.labels[picks])) if bundle.train.labels.ndim == 1 else None
-    bundle.record.update(selected_by=name, classes_seen=seen)
+    bundle.record.update(selected_by=name, classes_seen=seen, selected=picks.tolist())
     if seen is not None:
         log(f"the {count} picks' labels, revealed: {seen} of {bundle.info.num_classes} classes")
     rest = torch.ones(len(bundle.train), dtype=torch.bool)
@@ -293,7 +300,7 @@ def saved_info(registry: Registry, cfg: RunConfig, record: dict[str, Any]) -> Da
         return DataInfo(
             **{**record["info"], "mean": tuple(record["info"]["mean"]), "std": tuple(record["info"]["std"])}
         )
-    return load_data(registry, dataclasses.replace(cfg, download=False)).info
+    return load_data(registry, dataclasses.replace(cfg, download=False), record).info
 
 
 def trained_encoder(registry: Registry, cfg: RunConfig, info: DataInfo, run_dir: Path) -> nn.Module:

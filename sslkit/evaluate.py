@@ -145,7 +145,7 @@ def evaluate_saved_run(
     registry = load_registry()
     cfg = build.resolve(registry, cfg)
     device_ = build.resolve_device(cfg.device)
-    data = build.load_data(registry, cfg)
+    data = build.load_data(registry, cfg, record)
     recorded = record.get("data", {}).get("labels_sha256")
     if recorded and recorded != data.labels_digest:
         raise UsageError(

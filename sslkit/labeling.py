@@ -13,13 +13,12 @@ import io
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torch.nn import functional as F
 
 from sslkit.embedding import AUTO_SELECTOR, pixel_embedding, spectral_embedding
 from sslkit.errors import UsageError
-from sslkit.features import extract_features
-from sslkit.interfaces import DataInfo, SelectionContext
+from sslkit.interfaces import SelectionContext
 from sslkit.registry import Registry
 from sslkit.report.plots import file_uri
 
@@ -28,14 +27,12 @@ SPECTRAL_DIMS = 16
 SPECTRAL_NEIGHBOURS = 10
 
 
-def selection_space(
-    images: Tensor, encoder: nn.Module | None = None, info: DataInfo | None = None, device: str = "cpu"
-) -> Tensor:
+def selection_space(images: Tensor, features: Tensor | None = None) -> Tensor:
     """The embedding selectors choose in, for uint8 ``images``: the spectral embedding of the k-NN graph of the
-    pixels' principal components, and of the ``encoder``'s features beside them (each part centred, unit norm)."""
+    pixels' principal components, and of a run encoder's ``features`` of them beside them (each part centred,
+    unit norm)."""
     parts = [pixel_embedding(images)]
-    if encoder is not None and info is not None:
-        features = extract_features(encoder, images, info, torch.device(device))
+    if features is not None:
         parts.append(F.normalize(features - features.mean(0), dim=1))
     return spectral_embedding(F.normalize(torch.cat(parts, 1), dim=1), SPECTRAL_DIMS, SPECTRAL_NEIGHBOURS)
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 
 from sslkit import build, rundir
-from sslkit.classifier import Classifier
 from sslkit.errors import UsageError
+from sslkit.features import extract_features
 from sslkit.labeling import choose, contact_sheet, selection_space
 from sslkit.registry import load_registry
 from sslkit.util import atomic_write_text, log
@@ -26,19 +26,22 @@ def suggest(
     and the strategy used."""
     registry = load_registry()
     cfg, record = build.saved_config(run_dir)
-    data = build.load_data(registry, cfg)
+    data = build.load_data(registry, cfg, record)
     if record.get("data", {}).get("labels_sha256") not in (None, data.labels_digest):
         raise UsageError(
             f"the labels rebuilt for {run_dir} differ from the run's; the data changed since the run"
         )
-    encoder = build.trained_encoder(registry, cfg, data.info, run_dir).to(build.resolve_device(device))
+    torch_device = build.resolve_device(device)
+    encoder = build.trained_encoder(registry, cfg, data.info, run_dir).to(torch_device)
     images = torch.cat([data.labeled.images, data.pool])
     log(f"embedding {len(images):,} images (pixels and the run's features, spectral)")
-    space = selection_space(images, encoder, data.info, device)
+    features = extract_features(encoder, images, data.info, torch_device)  # once: the space and the guesses
+    space = selection_space(images, features)
     probabilities = None
-    if (run_dir / rundir.CLASSIFIER).exists():  # the encoder loaded above, with the run's head
-        head = rundir.load_classifier_head(run_dir).to(next(encoder.parameters()).device)
-        probabilities = Classifier(encoder, head, data.info).probabilities(images)
+    if (run_dir / rundir.CLASSIFIER).exists():  # the run's head on those features
+        head = rundir.load_classifier_head(run_dir)
+        with torch.no_grad():
+            probabilities = head(features).float().softmax(1)
     labeled = torch.arange(len(data.labeled))
     name, picks = choose(
         registry, strategy, space, n, labeled, probabilities, cfg.seed if seed is None else seed

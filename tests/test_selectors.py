@@ -213,3 +213,41 @@ def test_spectral_embedding_separates_moons_that_kmeans_on_coordinates_cannot(n:
 def test_spectral_embedding_refuses_more_dimensions_than_rows() -> None:
     with pytest.raises(UsageError, match="dims"):
         spectral_embedding(torch.randn(10, 3), dims=9)
+
+
+def test_run_select_records_its_picks_and_a_saved_run_reuses_them(tmp_path, monkeypatch, capsys) -> None:
+    """`sslkit run --select` on digits: the selector sees pixels only, exactly the picks' labels are revealed and
+    recorded; eval and suggest rebuild the run from the recorded picks instead of choosing again."""
+    import json
+
+    from sslkit import build
+    from sslkit.cli import main
+
+    out = tmp_path / "runs"
+    args = [
+        "run",
+        "--data",
+        "digits",
+        "--labels",
+        "10",
+        "--select",
+        "auto",
+        "--epochs",
+        "1",
+        "--tsne-points",
+        "0",
+        "--no-baselines",
+    ]
+    assert main([*args, "--out", str(out)]) == 0
+    (run_dir,) = out.iterdir()
+    data = json.loads((run_dir / "config.json").read_text())["data"]
+    assert data["selected_by"] == AUTO_SELECTOR and data["labeled"] == 10 and len(set(data["selected"])) == 10
+    assert data["classes_seen"] <= 10
+    monkeypatch.setattr(build, "selected_budget", lambda *a: pytest.fail("the picks were chosen again"))
+    # eval checks the rebuilt labels' digest against the record
+    assert main(["eval", str(run_dir), "--eval", "linear"]) == 0
+    assert main(["suggest", str(run_dir), "--n", "5", "--out", str(tmp_path / "next.csv")]) == 0
+    rows = (tmp_path / "next.csv").read_text().splitlines()[1:]
+    known, picked = rows[:10], rows[10:]
+    assert len(picked) == 5 and {r.split(",")[0] for r in picked}.isdisjoint(r.split(",")[0] for r in known)
+    assert sorted(int(r.split(",")[0][6:-1]) for r in known) == sorted(data["selected"])  # train[i]
