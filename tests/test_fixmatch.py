@@ -96,7 +96,7 @@ def test_label_propagation_matches_the_closed_form_with_class_mass_normalization
     y = np.zeros((40, 3))
     y[[0, 1, 2], [0, 0, 1]] = 1
     scores = np.clip(np.linalg.solve(np.eye(40) - 0.9 * d[:, None] * w * d[None, :], y), 0, None)
-    share = np.array([3.0, 2.0, 1.0]) / 6  # labeled counts + 1
+    share = np.array([2.0 + 10, 1.0 + 10, 0.0 + 10]) / 33  # labeled counts + the pseudo-count
     scores = (scores * share / scores.sum(0).clip(1e-30)) ** 2
     expected = np.where(
         scores.sum(1, keepdims=True) > 0, scores / scores.sum(1, keepdims=True).clip(1e-30), 1 / 3

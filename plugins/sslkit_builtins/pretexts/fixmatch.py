@@ -51,6 +51,11 @@ GRAPH_NEIGHBOURS = 10
 # class mass normalization (the prior before)
 DIFFUSION_ALPHA = 0.999
 PRIOR_POWER = 3.0
+# the class masses: the labeled counts plus this many per class (a Dirichlet prior towards equal classes). Chosen on
+# MNIST's pool labeled by propagation from unbalanced picks (random seeds 0-2, typiclust's 20 picks of seed 0):
+# with one per class, 20 typiclust picks (1 to 4 a class) 0.74 right, with 10 per class 0.92; random picks
+# 0.62 / 0.36 / 0.38 against 0.66 / 0.52 / 0.56. Balanced labels are unaffected.
+CLASS_PSEUDO_COUNT = 10.0
 
 # ------------------------------------------------------------------------------------------ losses
 
@@ -91,12 +96,14 @@ def propagate_labels(
     neighbours: int = GRAPH_NEIGHBOURS,
     alpha: float = DIFFUSION_ALPHA,
     power: float = PRIOR_POWER,
+    pseudo_count: float = CLASS_PSEUDO_COUNT,
 ) -> Tensor:
     """Label propagation (Zhou et al. 2004) over the symmetric k-NN graph of unit vectors ``embedding``, with
     class mass normalization (Zhu et al. 2003). Edge weights are cosine similarities cubed (Iscen et al. 2019),
     symmetrically normalized to ``S``; the scores ``F = (I - alpha S)^-1 Y`` (solved to convergence by conjugate
     gradients) from the one-hot ``Y`` of the nodes with ``labels >= 0``; each class's column scaled to the
-    labeled class share (add-one smoothed), raised to ``power`` and each row normalized. Returns each node's class
+    labeled class share (``pseudo_count`` added to each class's count), raised to ``power`` and each row
+    normalized. Returns each node's class
     distribution (uniform where no label reaches it).
 
     Converged and mass-normalized, the prior is right far from the labels too: on MNIST's 60,000 training images
@@ -123,7 +130,7 @@ def propagate_labels(
     seeds[known.nonzero()[0], labels[known].numpy()] = 1
     scores = np.stack([cg(system, seeds[:, c], rtol=1e-6, maxiter=1000)[0] for c in range(num_classes)], 1)
     scores = torch.from_numpy(scores).float().clamp_min(0)
-    share = torch.from_numpy(seeds.sum(0)).float() + 1
+    share = torch.from_numpy(seeds.sum(0)).float() + pseudo_count
     scores = scores * (share / share.sum()) / scores.sum(0).clamp_min(1e-30)
     return with_prior(scores.pow(power), torch.ones(num_classes))
 
