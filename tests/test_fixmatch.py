@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 import torch
 from sslkit_builtins.pretexts.fixmatch import (
+    FAR_DIFFUSION,
+    NEAR_DIFFUSION,
     FixMatch,
     align_distribution,
     consistency_loss,
@@ -102,6 +104,23 @@ def test_label_propagation_matches_the_closed_form_with_class_mass_normalization
         scores.sum(1, keepdims=True) > 0, scores / scores.sum(1, keepdims=True).clip(1e-30), 1 / 3
     )
     assert np.allclose(out.numpy(), expected, atol=1e-4)
+
+
+def test_label_propagation_reaches_further_when_labels_are_few() -> None:
+    gen = torch.Generator().manual_seed(4)
+    points = torch.nn.functional.normalize(torch.randn(60, 6, generator=gen), dim=1)
+    few, many = torch.full((60,), -1), torch.full((60,), -1)
+    few[:2] = torch.tensor([0, 1])  # one per class
+    many[:10] = torch.arange(10) % 2  # five per class
+    for labels, (alpha, power) in ((few, FAR_DIFFUSION), (many, NEAR_DIFFUSION)):
+        chosen = propagate_labels(points, labels, 2, neighbours=5)
+        assert torch.equal(
+            chosen, propagate_labels(points, labels, 2, neighbours=5, alpha=alpha, power=power)
+        )
+    assert not torch.equal(
+        propagate_labels(points, few, 2, neighbours=5),
+        propagate_labels(points, few, 2, neighbours=5, alpha=NEAR_DIFFUSION[0], power=NEAR_DIFFUSION[1]),
+    )
 
 
 def test_pixel_embedding_is_deterministic_unit_and_chunked() -> None:
