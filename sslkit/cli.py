@@ -452,12 +452,14 @@ def cmd_suggest(args: argparse.Namespace) -> int:
 
     if args.n < 1:
         raise UsageError(f"--n must be a positive number of images, got {args.n}")
-    out = Path(args.out)
-    csv_path, sheet, name = suggest(
-        finished_run(args.run_dir), args.n, out, args.strategy, args.seed, args.device
-    )
+    from sslkit.build import saved_config
+
+    out, run_dir = Path(args.out), finished_run(args.run_dir)
+    csv_path, sheet, name = suggest(run_dir, args.n, out, args.strategy, args.seed, args.device)
     print(f"{args.n} images to label ({name}): fill in the label column of {csv_path}; thumbnails: {sheet}")
-    print(f"then: sslkit run --data imagefolder --data-opt path=DIR --data-opt labels={csv_path}")
+    folder = saved_config(run_dir)[0].data_options.get("path")
+    if folder:  # a labeled data set cannot take the sheet back: only a folder's run names its next command
+        print(f"then: sslkit run --data imagefolder --data-opt path={folder} --data-opt labels={csv_path}")
     return 0
 
 

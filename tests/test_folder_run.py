@@ -113,6 +113,8 @@ def test_no_labels_yet_then_suggest_then_the_filled_sheet_goes_back_in(
 
     sheet = pile / "to-label.csv"
     assert main(["suggest", str(run_dir), "--n", "12", "--out", str(sheet)]) == 0
+    next_run = f"then: sslkit run --data imagefolder --data-opt path={pile} --data-opt labels={sheet}"
+    assert next_run in capsys.readouterr().out  # the folder's own path, ready to paste
     rows = list(csv.DictReader(sheet.open()))
     assert len(rows) == 12 and len({r["path"] for r in rows}) == 12 and all(r["label"] == "" for r in rows)
     page = sheet.with_suffix(".html").read_text()
