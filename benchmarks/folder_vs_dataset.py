@@ -80,7 +80,14 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--keep", type=Path, help="write the folder and runs here instead of a temporary folder")
     p.add_argument("--skip-dataset-run", action="store_true", help="only the folder's run")
+    p.add_argument(
+        "--run-args",
+        default="",
+        help="more `sslkit run` arguments for both runs, e.g. a shorter schedule: "
+        "'--epochs 2 --no-pretrain --pretext-opt graph=pixels' (both runs then train the same recipe)",
+    )
     args = p.parse_args()
+    extra = shlex.split(args.run_args)
 
     from sslkit import load_run
     from sslkit.data.images import load_images
@@ -95,12 +102,13 @@ def main() -> None:
     rows = []
     if not args.skip_dataset_run:
         run_dir, seconds = run(
-            ["--data", args.data, "--labels", str(args.labels), "--seed", str(args.seed)], work / "runs"
+            ["--data", args.data, "--labels", str(args.labels), "--seed", str(args.seed), *extra],
+            work / "runs",
         )
         head = json.loads((run_dir / "results.json").read_text())["results"]["head"]["accuracy"]
         rows.append((f"--data {args.data}", head, None, seconds))
     folder_args = ["--data", "imagefolder", "--data-opt", f"path={folder}", "--data-opt", "image_size=28"]
-    run_dir, seconds = run([*folder_args, "--seed", str(args.seed)], work / "folder-runs")
+    run_dir, seconds = run([*folder_args, "--seed", str(args.seed), *extra], work / "folder-runs")
     result = json.loads((run_dir / "results.json").read_text())["results"]["head"]["accuracy"]
     rows.append(("--data imagefolder", result, pool_accuracy(run_dir, truth), seconds))
 
@@ -156,8 +164,10 @@ def main() -> None:
         + ", ".join(f"{k} {v:,.0f}" for k, v in timings.items())
         + f" (onnxruntime / eager {timings['onnxruntime'] / timings['pytorch eager']:.2f}x)"
     )
+    more = f" --run-args {shlex.quote(args.run_args)}" if args.run_args else ""
     print(
-        f"reproduce: python benchmarks/folder_vs_dataset.py --data {args.data} --labels {args.labels} --seed {args.seed}"
+        f"reproduce: python benchmarks/folder_vs_dataset.py --data {args.data} --labels {args.labels} "
+        f"--seed {args.seed}{more}"
     )
 
 
