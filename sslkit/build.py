@@ -145,9 +145,7 @@ def load_data(registry: Registry, cfg: RunConfig, record: dict[str, Any] | None 
     if cfg.select is None:
         budget = split_budget(train.labels, count, cfg.seed, cfg.labels_per_class)
     elif picks is not None:
-        rest = torch.ones(len(train), dtype=torch.bool)
-        rest[picks] = False
-        budget = LabelBudget(torch.tensor(sorted(picks), dtype=torch.int64), rest.nonzero().flatten())
+        budget = LabelBudget.of(torch.tensor(picks), len(train))
     else:
         budget = selected_budget(registry, cfg, bundle, count)
     pool = train.images[budget.unlabeled]
@@ -186,9 +184,7 @@ def selected_budget(
     bundle.record.update(selected_by=name, classes_seen=seen, selected=picks.tolist())
     if seen is not None:
         log(f"the {count} picks' labels, revealed: {seen} of {bundle.info.num_classes} classes")
-    rest = torch.ones(len(bundle.train), dtype=torch.bool)
-    rest[picks] = False
-    return LabelBudget(picks, rest.nonzero().flatten())
+    return LabelBudget.of(picks, len(bundle.train))
 
 
 def build_encoder(registry: Registry, cfg: RunConfig, info: DataInfo, for_weights: bool = False) -> nn.Module:

@@ -16,6 +16,14 @@ class LabelBudget:
     labeled: Tensor  # indices into the training split, sorted
     unlabeled: Tensor  # the rest of the training split, sorted
 
+    @classmethod
+    def of(cls, labeled: Tensor, n: int) -> LabelBudget:
+        """The images ``labeled`` (indices into a training split of ``n``) labeled, every other one in the pool."""
+        labeled = torch.as_tensor(labeled, dtype=torch.int64).sort().values
+        rest = torch.ones(n, dtype=torch.bool)
+        rest[labeled] = False
+        return cls(labeled, rest.nonzero().flatten())
+
     @property
     def digest(self) -> str:
         """A short hash of the chosen indices, recorded in config.json to prove two runs saw the same labels."""
@@ -70,10 +78,7 @@ def split_budget(
                 )
             chosen_parts.append(members[torch.randperm(len(members), generator=gen)[:q]])
         chosen = torch.cat(chosen_parts)
-    chosen = chosen.sort().values
-    mask = torch.ones(n, dtype=torch.bool)
-    mask[chosen] = False
-    return LabelBudget(chosen, everything[mask])
+    return LabelBudget.of(chosen, n)
 
 
 def _check(n_labels: int | None, n: int) -> None:
