@@ -71,8 +71,8 @@ def latest_pictures(run_dir: Path) -> list[tuple[str, int, Path]]:
 
 def write_confusion(run_dir: Path, name: str, classes: list[str], matrix: list[list[int]]) -> str:
     """The confusion matrix as CSV (a header of predicted classes, one row per true class); returns its file name."""
-    rows = [",".join(["true\\predicted", *classes])]
-    rows += [",".join([c, *map(str, row)]) for c, row in zip(classes, matrix)]
+    rows = [csv_row(["true\\predicted", *classes])]
+    rows += [csv_row([c, *map(str, row)]) for c, row in zip(classes, matrix)]
     path = run_dir / CONFUSION.format(name=name)
     atomic_write_text(path, "\n".join(rows) + "\n")
     return path.name

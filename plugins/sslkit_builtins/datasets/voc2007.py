@@ -56,9 +56,8 @@ def read_split(folder: Path, split: str, image_size: int) -> Split:
             raise UsageError(f"{listing} lists {f.stem} but {f} does not exist; restore the image")
     labels = torch.tensor([read_targets(folder / "Annotations" / f"{i}.xml") for i in ids])
     cache = folder / "sslkit-cache" / f"{split}-{image_size}.pt"
-    images, _ = load_images(
-        files, image_size, "RGB", cache, f"VOC2007 {split} images"
-    )  # unreadable: an error
+    # every file must decode: an unreadable one is a one-line error naming it
+    images, _ = load_images(files, image_size, "RGB", cache, f"VOC2007 {split} images")
     return Split(images, labels)
 
 

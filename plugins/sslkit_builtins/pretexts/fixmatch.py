@@ -99,7 +99,7 @@ def propagate_labels(
     num_classes: int,
     neighbours: int = GRAPH_NEIGHBOURS,
     alpha: float | None = None,
-    power: float = 1.0,
+    power: float | None = None,
     pseudo_count: float = CLASS_PSEUDO_COUNT,
 ) -> Tensor:
     """Label propagation (Zhou et al. 2004) over the symmetric k-NN graph of unit vectors ``embedding``, with
@@ -107,7 +107,7 @@ def propagate_labels(
     symmetrically normalized to ``S``; the scores ``F = (I - alpha S)^-1 Y`` (solved to convergence by conjugate
     gradients) from the one-hot ``Y`` of the nodes with ``labels >= 0``; each class's column scaled to the
     labeled class share (``pseudo_count`` added to each class's count), raised to ``power`` and each row
-    normalized. Without ``alpha``, ``(alpha, power)`` follow the labels per class: ``FAR_DIFFUSION`` up to
+    normalized. ``alpha`` and ``power`` not given follow the labels per class: ``FAR_DIFFUSION`` up to
     ``FEW_LABELS_PER_CLASS``, else ``NEAR_DIFFUSION``. Returns each node's class distribution (uniform where no
     label reaches it).
 
@@ -130,8 +130,9 @@ def propagate_labels(
     weight = weight + weight.T
     scale = sp.diags(1 / np.sqrt(np.maximum(np.asarray(weight.sum(1)).ravel(), 1e-12)))
     known = (labels >= 0).numpy()
-    if alpha is None:  # by the labels per class
-        alpha, power = FAR_DIFFUSION if known.sum() <= FEW_LABELS_PER_CLASS * num_classes else NEAR_DIFFUSION
+    regime = FAR_DIFFUSION if known.sum() <= FEW_LABELS_PER_CLASS * num_classes else NEAR_DIFFUSION
+    alpha = regime[0] if alpha is None else alpha
+    power = regime[1] if power is None else power
     system = sp.identity(n) - alpha * (scale @ weight @ scale)
     seeds = np.zeros((n, num_classes))
     seeds[known.nonzero()[0], labels[known].numpy()] = 1
