@@ -166,8 +166,12 @@ def load_data(registry: Registry, cfg: RunConfig, record: dict[str, Any] | None 
 def selected_budget(
     registry: Registry, cfg: RunConfig, bundle: DatasetBundle, count: int | None
 ) -> LabelBudget:
-    """``--select``: the selector picks ``count`` training images from their pixels alone (it never sees a label),
-    then exactly those images' labels are revealed. The strategy goes into the run's record."""
+    """``--select``: the selector picks ``count`` training images (it never sees a label), then exactly those
+    images' labels are revealed; the strategy and the picks go into the run's record.
+
+    A first round chooses from the pixels alone. With ``--init`` a run that itself selected, this run is its next
+    round: that run's picks stay labeled and the rest of ``count`` is chosen with its encoder's features beside the
+    pixels and its classifier's probabilities (where the model is unsure and the pool is dense)."""
     from sslkit.labeling import choose, selection_space
 
     if bundle.labels_given or cfg.labels_per_class is not None or not count:
@@ -175,16 +179,54 @@ def selected_budget(
             "--select simulates choosing which images to label on a labeled data set: give --labels N (N >= 1) "
             f"on a data set whose labels can be revealed, not {cfg.data!r} with its own labeled split"
         )
-    log(f"selecting {count} images to label with {cfg.select} (the pool's pixels only; no label is read)")
-    space = selection_space(bundle.train.images)
-    name, picks = choose(
-        registry, cfg.select, space, count, torch.zeros(0, dtype=torch.int64), None, cfg.seed
-    )
+    images = bundle.train.images
+    earlier, rounds = torch.zeros(0, dtype=torch.int64), []
+    features = probabilities = None
+    before = rundir.read_run_config(Path(cfg.init)).get("data", {}) if cfg.init else {}
+    if "selected" in before:
+        earlier, rounds = (
+            torch.tensor(before["selected"]),
+            before.get("selected_rounds", [len(before["selected"])]),
+        )
+        if before["train"] != len(images) or len(earlier) >= count:
+            raise UsageError(
+                f"--init {cfg.init} chose {len(earlier)} of {before['train']:,} images; a next round needs the "
+                f"same data and more labels (--labels above {len(earlier)}), here {count} of {len(images):,}"
+            )
+        log(
+            f"round {len(rounds) + 1}: the {len(earlier)} images {cfg.init} labeled stay; choosing "
+            f"{count - len(earlier)} more with its features and classifier"
+        )
+        features, probabilities = run_view(registry, Path(cfg.init), images, resolve_device(cfg.device))
+    else:
+        log(f"selecting {count} images to label with {cfg.select} (the pool's pixels only; no label is read)")
+    space = selection_space(images, features)
+    name, new = choose(registry, cfg.select, space, count - len(earlier), earlier, probabilities, cfg.seed)
+    picks = torch.cat([earlier, new]).sort().values
     seen = len(torch.unique(bundle.train.labels[picks])) if bundle.train.labels.ndim == 1 else None
-    bundle.record.update(selected_by=name, classes_seen=seen, selected=picks.tolist())
+    bundle.record.update(
+        selected_by=name, classes_seen=seen, selected=picks.tolist(), selected_rounds=[*rounds, len(new)]
+    )
     if seen is not None:
         log(f"the {count} picks' labels, revealed: {seen} of {bundle.info.num_classes} classes")
     return LabelBudget.of(picks, len(bundle.train))
+
+
+def run_view(
+    registry: Registry, run_dir: Path, images: torch.Tensor, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A finished run's view of uint8 ``images``: its encoder's features (float32, CPU) and its classifier's class
+    probabilities (None where the run kept no classifier)."""
+    from sslkit.features import extract_features
+
+    cfg, record = saved_config(run_dir)
+    info = saved_info(registry, cfg, record)
+    encoder = trained_encoder(registry, cfg, info, run_dir).to(device)
+    features = extract_features(encoder, images, info, device)
+    if not (run_dir / rundir.CLASSIFIER).exists():
+        return features, None
+    with torch.no_grad():
+        return features, rundir.load_classifier_head(run_dir)(features).float().softmax(1)
 
 
 def build_encoder(registry: Registry, cfg: RunConfig, info: DataInfo, for_weights: bool = False) -> nn.Module:

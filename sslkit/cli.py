@@ -82,7 +82,8 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
         "--select",
         metavar="STRATEGY",
         help="choose the --labels images with a selector (auto, typiclust, probcover, random) from the pixels "
-        "alone, then reveal their labels: the labeling loop simulated on a labeled data set",
+        "alone, then reveal their labels: the labeling loop simulated on a labeled data set. With --init a run "
+        "that selected, the next round: its picks stay and the rest is chosen with its model",
     )
     g.add_argument("--pool-size", type=int, help="pretrain on a seeded random subset of the unlabeled pool")
     g.add_argument(

@@ -12,7 +12,6 @@ import torch
 
 from sslkit import build, rundir
 from sslkit.errors import UsageError
-from sslkit.features import extract_features
 from sslkit.labeling import choose, contact_sheet, selection_space
 from sslkit.registry import load_registry
 from sslkit.util import atomic_write_text, log
@@ -31,17 +30,10 @@ def suggest(
         raise UsageError(
             f"the labels rebuilt for {run_dir} differ from the run's; the data changed since the run"
         )
-    torch_device = build.resolve_device(device)
-    encoder = build.trained_encoder(registry, cfg, data.info, run_dir).to(torch_device)
     images = torch.cat([data.labeled.images, data.pool])
     log(f"embedding {len(images):,} images (pixels and the run's features, spectral)")
-    features = extract_features(encoder, images, data.info, torch_device)  # once: the space and the guesses
+    features, probabilities = build.run_view(registry, run_dir, images, build.resolve_device(device))
     space = selection_space(images, features)
-    probabilities = None
-    if (run_dir / rundir.CLASSIFIER).exists():  # the run's head on those features
-        head = rundir.load_classifier_head(run_dir)
-        with torch.no_grad():
-            probabilities = head(features).float().softmax(1)
     labeled = torch.arange(len(data.labeled))
     name, picks = choose(
         registry, strategy, space, n, labeled, probabilities, cfg.seed if seed is None else seed
