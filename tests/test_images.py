@@ -122,6 +122,26 @@ def test_large_jpeg_draft_and_resize_keep_the_picture(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize("source", ["RGB", "L"])
+def test_plain_jpegs_decode_through_simplejpeg_to_the_same_pixels_as_pil(
+    tmp_path: Path, monkeypatch, source
+) -> None:
+    """The fast path (no metadata) gives PIL's pixels exactly, at every draft scale; a JPEG with EXIF goes to PIL."""
+    yy, xx = np.mgrid[0:200, 0:300]
+    a = (np.sin(xx / 7.0) + np.cos(yy / 5.0)) * 60 + 128 + np.random.default_rng(0).normal(0, 10, (200, 300))
+    pixels = np.stack([a, a[::-1], 255 - a], -1).clip(0, 255).astype(np.uint8)
+    Image.fromarray(pixels).convert(source).save(tmp_path / "photo.jpg", quality=90)
+    Image.fromarray(pixels).save(tmp_path / "tagged.jpg", quality=90, exif=Image.Exif())
+    fast = {
+        (m, s): decode_image(tmp_path / "photo.jpg", s, m) for m in ("L", "RGB") for s in (8, 28, 64, 200)
+    }
+    assert images._plain_jpeg(tmp_path / "photo.jpg", 28, "RGB") is not None
+    assert images._plain_jpeg(tmp_path / "tagged.jpg", 28, "RGB") is None
+    monkeypatch.setattr(images, "_plain_jpeg", lambda *args: None)  # PIL for every file
+    for (mode, size), array in fast.items():
+        assert np.array_equal(array, decode_image(tmp_path / "photo.jpg", size, mode)), (mode, size)
+
+
 def test_unreadable_image_names_the_file_and_pickles(tmp_path: Path) -> None:
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(np.random.default_rng(0).integers(0, 256, 300, dtype=np.uint8).tobytes())

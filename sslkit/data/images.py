@@ -148,27 +148,59 @@ def _to_8bit(img: PILImage.Image) -> PILImage.Image:
     return img.convert("RGB")  # CMYK (white stays white), YCbCr, LAB, HSV, RGBX
 
 
+def _plain_jpeg(path: Path | str, size: int, mode: str) -> PILImage.Image | None:
+    """A JPEG with nothing to rotate (no EXIF or XMP block before its image data) decoded by libjpeg-turbo through
+    simplejpeg straight to ``mode``, at the smallest DCT scale still covering ``size`` (PIL's ``draft``): about
+    twice PIL's speed on small photos, whose per-file cost is mostly PIL's parsing. None for any other file (and
+    for any JPEG that simplejpeg refuses, e.g. CMYK), which PIL decodes."""
+    from PIL import Image
+
+    if Path(path).suffix.lower() not in (".jpg", ".jpeg", ".jpe", ".jfif"):
+        return None
+    try:
+        import simplejpeg
+
+        data = Path(path).read_bytes()
+        header = data[: data.find(b"\xff\xda")]  # the segments before the scan
+        if not data.startswith(b"\xff\xd8") or b"Exif" in header or b"Orientation" in header:
+            return None
+        height, width, _, _ = simplejpeg.decode_jpeg_header(data)
+        scale = next(s for s in (8, 4, 2, 1) if s <= max(1, min(width, height) // size))  # as PIL's draft
+        shape = (-(-height // scale), -(-width // scale))
+        colorspace = "GRAY" if mode == "L" else "RGB"
+        array = simplejpeg.decode_jpeg(data, colorspace=colorspace, min_height=shape[0], min_width=shape[1])
+    except (ImportError, OSError, ValueError):
+        return None
+    if array.shape[:2] != shape:
+        return None
+    return Image.fromarray(array[..., 0] if mode == "L" else array)
+
+
 def decode_image(path: Path | str, size: int, mode: str) -> np.ndarray:
     """One image file -> uint8 ``(C, size, size)``, C = 1 for ``mode`` "L", 3 for "RGB".
 
-    EXIF orientation is applied; JPEGs decode at a reduced scale (1/2, 1/4, 1/8) when that still covers ``size``;
-    every PIL mode becomes 8 bits (16-bit and float images scaled, not clipped; see :func:`_scale_to_uint8`);
-    transparency is composited on white; "RGB" -> "L" uses PIL's ITU-R 601 luma; the image is resized to a square
-    with bicubic antialiasing. Raises :class:`UnreadableImage` for a file that cannot be decoded."""
+    EXIF orientation is applied; JPEGs decode at a reduced scale (1/2, 1/4, 1/8) when that still covers ``size``
+    (without metadata through :func:`_plain_jpeg`); every PIL mode becomes 8 bits (16-bit and float images
+    scaled, not clipped; see :func:`_scale_to_uint8`); transparency is composited on white; "RGB" -> "L" uses
+    ITU-R 601 luma; the image is resized to a square with bicubic antialiasing. Raises :class:`UnreadableImage`
+    for a file that cannot be decoded."""
     from PIL import Image, ImageOps
 
     if mode not in ("L", "RGB"):
         raise ValueError(f"mode must be 'L' or 'RGB', got {mode!r}")
     try:
-        with Image.open(path) as img:
-            img.draft(mode, (size, size))  # JPEG: decode at 1/2, 1/4 or 1/8 scale when still >= size
-            img.load()
-            ImageOps.exif_transpose(img, in_place=True)
-            out = _to_8bit(img)
-            if out.mode != mode:
-                out = out.convert(mode)
+        out = _plain_jpeg(path, size, mode)
+        if out is None:
+            with Image.open(path) as img:
+                img.draft(mode, (size, size))  # JPEG: decode at 1/2, 1/4 or 1/8 scale when still >= size
+                img.load()
+                ImageOps.exif_transpose(img, in_place=True)
+                out = _to_8bit(img)
+                if out.mode != mode:
+                    out = out.convert(mode)
+        if out.size != (size, size):
             out = out.resize((size, size), Image.Resampling.BICUBIC, reducing_gap=3.0)
-            array = np.array(out, dtype=np.uint8)
+        array = np.array(out, dtype=np.uint8)
     except Exception as exc:
         raise UnreadableImage(path, _reason(exc)) from None
     return np.ascontiguousarray(array[None] if array.ndim == 2 else array.transpose(2, 0, 1))
