@@ -142,6 +142,52 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--eval-opt", action="append", default=[], metavar="EVAL.KEY=VALUE", help="e.g. knn.k=20")
 
 
+# The commands that work on a finished run: (one-line help, description, examples).
+ON_A_RUN: dict[str, tuple[str, ...]] = {
+    "eval": (
+        "evaluate a finished run's encoder again, with other evaluators",
+        "Score a finished run's saved encoder with any evaluators, on the label draw it was trained with; the "
+        "metrics are merged into its results.json and report.html.",
+        "example:\n  sslkit eval runs/20261124-101500-mnist-fixmatch-convnet --eval knn,finetune --eval-opt knn.k=50",
+    ),
+    "predict": (
+        "label image files with a finished run's classifier (CSV: path, class, confidence)",
+        "Decode the images as the run prepared its own (colour mode, size, normalization) and write one CSV row "
+        "per image: path, class, confidence, then the runner-up classes.",
+        "examples:\n  sslkit predict runs/RUN photos/ --out labels.csv\n  sslkit predict runs/RUN 'new/*.jpg' --top-k 3",
+    ),
+    "suggest": (
+        "which images to label next: a CSV to fill in and a contact sheet (HTML)",
+        "Pick N unlabeled images of a finished run's pool worth labeling: with no labels yet, typical images that "
+        "cover the pool's clusters; later, where the run's classifier is unsure in dense regions. Writes OUT "
+        "(path,label[,guess,confidence]; the images already labeled come first, with their labels) and OUT with "
+        ".html, thumbnails to label by eye. Filled in, the CSV goes back in as --data-opt labels=OUT.",
+        "examples:\n  sslkit run --data imagefolder --data-opt path=photos      # no labels yet: label-free\n"
+        "  sslkit suggest runs/RUN --n 20 --out photos/to-label.csv\n"
+        "  sslkit run --data imagefolder --data-opt path=photos --data-opt labels=to-label.csv",
+    ),
+    "export": (
+        "write a finished run's classifier as a deployable model (ONNX)",
+        "One graph from uint8 images (N, C, H, W) at the run's size through normalization, encoder and classifier "
+        'to class probabilities; class names and image size in its metadata. Needs pip install "sslkit[export]".',
+    ),
+}
+
+
+def _on_a_run(sub: Any, name: str) -> argparse.ArgumentParser:
+    """The subcommand ``name`` of :data:`ON_A_RUN`, with the run directory as its first argument."""
+    summary, description, *epilog = ON_A_RUN[name]
+    p = sub.add_parser(
+        name,
+        help=summary,
+        description=description,
+        epilog=epilog[0] if epilog else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a directory made by `sslkit run`")
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="sslkit",
@@ -167,16 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run where it stopped")
     _run_flags(p)
 
-    p = sub.add_parser(
-        "eval",
-        help="evaluate a finished run's encoder again, with other evaluators",
-        description="Score a finished run's saved encoder with any evaluators, on the label draw it was trained "
-        "with; the metrics are merged into its results.json and report.html.",
-        epilog="example:\n  sslkit eval runs/20261124-101500-mnist-fixmatch-convnet --eval knn,finetune "
-        "--eval-opt knn.k=50",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a directory made by `sslkit run`")
+    p = _on_a_run(sub, "eval")
     p.add_argument("--eval", help="comma-separated evaluators (default: those of the run); `sslkit plugins`")
     p.add_argument(
         "--eval-opt",
@@ -187,16 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--device", help="auto (cuda if present), cpu, cuda, cuda:N (default: the run's)")
 
-    p = sub.add_parser(
-        "predict",
-        help="label image files with a finished run's classifier (CSV: path, class, confidence)",
-        description="Decode the images as the run prepared its own (colour mode, size, normalization) and "
-        "write one CSV row per image: path, class, confidence, then the runner-up classes.",
-        epilog="examples:\n  sslkit predict runs/RUN photos/ --out labels.csv\n"
-        "  sslkit predict runs/RUN 'new/*.jpg' --top-k 3",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a finished run directory")
+    p = _on_a_run(sub, "predict")
     p.add_argument(
         "paths", nargs="+", metavar="PATH", help="image files, folders (searched recursively), globs"
     )
@@ -204,20 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=2, help="classes per image, best first (default 2)")
     p.add_argument("--device", default="auto", help="auto (cuda if present), cpu, cuda, cuda:N")
 
-    p = sub.add_parser(
-        "suggest",
-        help="which images to label next: a CSV to fill in and a contact sheet (HTML)",
-        description="Pick N unlabeled images of a finished run's pool worth labeling: with no labels yet, "
-        "typical images that cover the pool's clusters; later, where the run's classifier is unsure in dense "
-        "regions. Writes OUT (path,label[,guess,confidence]; the images already labeled come first, with their "
-        "labels) and OUT with .html, thumbnails to label by eye. Filled in, the CSV goes back in as "
-        "--data-opt labels=OUT.",
-        epilog="examples:\n  sslkit run --data imagefolder --data-opt path=photos      # no labels yet: label-free\n"
-        "  sslkit suggest runs/RUN --n 20 --out photos/to-label.csv\n"
-        "  sslkit run --data imagefolder --data-opt path=photos --data-opt labels=to-label.csv",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a finished run directory")
+    p = _on_a_run(sub, "suggest")
     p.add_argument("--n", type=int, default=10, help="images to pick (default 10)")
     p.add_argument("--out", default="to-label.csv", help="the CSV to write (default to-label.csv)")
     p.add_argument(
@@ -226,14 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="the selector's seed (default: the run's)")
     p.add_argument("--device", default="cpu", help="where to compute the run's features (cpu, cuda, auto)")
 
-    p = sub.add_parser(
-        "export",
-        help="write a finished run's classifier as a deployable model (ONNX)",
-        description="One graph from uint8 images (N, C, H, W) at the run's size through normalization, encoder "
-        "and classifier to class probabilities; class names and image size in its metadata. Needs "
-        'pip install "sslkit[export]".',
-    )
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a finished run directory")
+    p = _on_a_run(sub, "export")
     p.add_argument("--format", default="onnx", help="onnx (the only format so far)")
     p.add_argument("--out", help="model file (default RUN_DIR/model.onnx)")
 
