@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import mmap
 import multiprocessing
 import os
 import sys
@@ -148,19 +149,18 @@ def _to_8bit(img: PILImage.Image) -> PILImage.Image:
     return img.convert("RGB")  # CMYK (white stays white), YCbCr, LAB, HSV, RGBX
 
 
-def _plain_jpeg(path: Path | str, size: int, mode: str) -> PILImage.Image | None:
+def _plain_jpeg(path: Path | str, size: int, mode: str) -> np.ndarray | None:
     """A JPEG with nothing to rotate (no EXIF or XMP block before its image data) decoded by libjpeg-turbo through
-    simplejpeg straight to ``mode``, at the smallest DCT scale still covering ``size`` (PIL's ``draft``): about
-    twice PIL's speed on small photos, whose per-file cost is mostly PIL's parsing. None for any other file (and
-    for any JPEG that simplejpeg refuses, e.g. CMYK), which PIL decodes."""
-    from PIL import Image
-
-    if Path(path).suffix.lower() not in (".jpg", ".jpeg", ".jpe", ".jfif"):
+    simplejpeg straight to ``mode``, at the smallest DCT scale still covering ``size`` (as PIL's ``draft``): uint8
+    ``(H, W)`` or ``(H, W, 3)``, without PIL's parsing, most of a small photo's decoding time. None for any other
+    file (and for any JPEG that simplejpeg refuses, e.g. CMYK), which PIL decodes."""
+    if not str(path).lower().endswith((".jpg", ".jpeg", ".jpe", ".jfif")):
         return None
     try:
         import simplejpeg
 
-        data = Path(path).read_bytes()
+        with open(path, "rb") as f:
+            data = f.read()
         header = data[: data.find(b"\xff\xda")]  # the segments before the scan
         if not data.startswith(b"\xff\xd8") or b"Exif" in header or b"Orientation" in header:
             return None
@@ -173,34 +173,40 @@ def _plain_jpeg(path: Path | str, size: int, mode: str) -> PILImage.Image | None
         return None
     if array.shape[:2] != shape:
         return None
-    return Image.fromarray(array[..., 0] if mode == "L" else array)
+    return array[..., 0] if mode == "L" else array
+
+
+def _pil_decode(path: Path | str, size: int, mode: str) -> PILImage.Image:
+    """Any image file through PIL: drafted, EXIF orientation applied, to 8-bit ``mode``."""
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as img:
+        img.draft(mode, (size, size))  # JPEG: decode at 1/2, 1/4 or 1/8 scale when still >= size
+        img.load()
+        ImageOps.exif_transpose(img, in_place=True)
+        out = _to_8bit(img)
+        return out if out.mode == mode else out.convert(mode)
 
 
 def decode_image(path: Path | str, size: int, mode: str) -> np.ndarray:
     """One image file -> uint8 ``(C, size, size)``, C = 1 for ``mode`` "L", 3 for "RGB".
 
     EXIF orientation is applied; JPEGs decode at a reduced scale (1/2, 1/4, 1/8) when that still covers ``size``
-    (without metadata through :func:`_plain_jpeg`); every PIL mode becomes 8 bits (16-bit and float images
-    scaled, not clipped; see :func:`_scale_to_uint8`); transparency is composited on white; "RGB" -> "L" uses
-    ITU-R 601 luma; the image is resized to a square with bicubic antialiasing. Raises :class:`UnreadableImage`
-    for a file that cannot be decoded."""
-    from PIL import Image, ImageOps
+    (without metadata through :func:`_plain_jpeg`, else PIL); every PIL mode becomes 8 bits (16-bit and float
+    images scaled, not clipped; see :func:`_scale_to_uint8`); transparency is composited on white; "RGB" -> "L"
+    uses ITU-R 601 luma; the image is resized to a square with bicubic antialiasing. Raises
+    :class:`UnreadableImage` for a file that cannot be decoded."""
+    from PIL import Image
 
     if mode not in ("L", "RGB"):
         raise ValueError(f"mode must be 'L' or 'RGB', got {mode!r}")
     try:
-        out = _plain_jpeg(path, size, mode)
-        if out is None:
-            with Image.open(path) as img:
-                img.draft(mode, (size, size))  # JPEG: decode at 1/2, 1/4 or 1/8 scale when still >= size
-                img.load()
-                ImageOps.exif_transpose(img, in_place=True)
-                out = _to_8bit(img)
-                if out.mode != mode:
-                    out = out.convert(mode)
-        if out.size != (size, size):
-            out = out.resize((size, size), Image.Resampling.BICUBIC, reducing_gap=3.0)
-        array = np.array(out, dtype=np.uint8)
+        array = _plain_jpeg(path, size, mode)
+        if array is None or array.shape[:2] != (size, size):
+            picture = _pil_decode(path, size, mode) if array is None else Image.fromarray(array)
+            if picture.size != (size, size):
+                picture = picture.resize((size, size), Image.Resampling.BICUBIC, reducing_gap=3.0)
+            array = np.array(picture)
     except Exception as exc:
         raise UnreadableImage(path, _reason(exc)) from None
     return np.ascontiguousarray(array[None] if array.ndim == 2 else array.transpose(2, 0, 1))
@@ -342,10 +348,13 @@ def default_workers() -> int:
     return max(1, cpus // ranks)
 
 
+FORK = sys.platform.startswith("linux")  # worker processes are forked here, spawned elsewhere
+
+
 @contextmanager
 def _pool(workers: int) -> Iterator[ProcessPoolExecutor]:
     """Worker processes: forked on Linux (they start in milliseconds: no re-import of torch), spawned elsewhere."""
-    ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    ctx = multiprocessing.get_context("fork" if FORK else "spawn")
     executor = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
     try:
         yield executor
@@ -361,20 +370,30 @@ def _submit(executor: ProcessPoolExecutor, fn: Any, *args: Any) -> Future:
         return executor.submit(fn, *args)
 
 
+_SHARED: np.ndarray | None = None  # the output rows, in memory that forked workers share (see _decode_all)
+
+
 def _decode_chunk(
     paths: list[str], size: int, mode: str, start: int, stop_at_first: bool
-) -> tuple[int, np.ndarray, list[tuple[int, str]]]:
-    """Worker task: ``paths`` -> (start, uint8 (k, C, size, size), [(offset, reason) of unreadable files])."""
-    out = np.zeros((len(paths), 1 if mode == "L" else 3, size, size), dtype=np.uint8)
+) -> tuple[int, int, np.ndarray | None, list[tuple[int, str]]]:
+    """Worker task: ``paths`` decoded into rows ``start...`` of the shared output (a forked worker), else into an
+    array sent back. Returns (start, count, that array or None, [(offset, reason) of unreadable files])."""
+    shared = _SHARED is not None
+    out = (
+        _SHARED[start : start + len(paths)]
+        if _SHARED is not None
+        else np.zeros((len(paths), 1 if mode == "L" else 3, size, size), dtype=np.uint8)
+    )
     failed: list[tuple[int, str]] = []
     for i, p in enumerate(paths):
         try:
             out[i] = decode_image(p, size, mode)
         except UnreadableImage as exc:
+            out[i] = 0
             failed.append((i, exc.reason))
             if stop_at_first:
                 break
-    return start, out, failed
+    return start, len(paths), None if shared else out, failed
 
 
 def _scan_chunk(paths: list[str]) -> bool:
@@ -450,25 +469,42 @@ def _decode_all(
                     out[i] = 0
                 advance(1)
     else:
+        global _SHARED
         spans = _chunks(n, workers)
-        with _pool(min(workers, len(spans))) as executor:
-            pending = {
-                _submit(
-                    executor, _decode_chunk, [str(f) for f in files[a:b]], size, mode, a, not skip_unreadable
-                )
-                for a, b in spans
-            }
-            with _progress(n, f"{description} ({min(workers, len(spans))} processes)") as advance:
-                while pending:
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        start, array, fails = future.result()
-                        out[start : start + len(array)] = torch.from_numpy(array)
-                        for offset, reason in fails:
-                            if not skip_unreadable:
-                                raise refuse(start + offset, reason)
-                            failed[start + offset] = reason
-                        advance(len(array))
+        if FORK:  # the workers write their rows straight into the output: nothing is pickled back
+            buffer = mmap.mmap(
+                -1, max(1, out.numel())
+            )  # anonymous and shared: not /dev/shm, which may be small
+            out = torch.from_numpy(np.frombuffer(buffer, np.uint8, out.numel()).reshape(out.shape))
+            _SHARED = out.numpy()
+        try:
+            with _pool(min(workers, len(spans))) as executor:
+                pending = {
+                    _submit(
+                        executor,
+                        _decode_chunk,
+                        [str(f) for f in files[a:b]],
+                        size,
+                        mode,
+                        a,
+                        not skip_unreadable,
+                    )
+                    for a, b in spans
+                }
+                with _progress(n, f"{description} ({min(workers, len(spans))} processes)") as advance:
+                    while pending:
+                        done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                        for future in done:
+                            start, count, array, fails = future.result()
+                            if array is not None:
+                                out[start : start + count] = torch.from_numpy(array)
+                            for offset, reason in fails:
+                                if not skip_unreadable:
+                                    raise refuse(start + offset, reason)
+                                failed[start + offset] = reason
+                            advance(count)
+        finally:
+            _SHARED = None
     skipped = sorted(failed)
     if skipped:  # move the kept rows up in place, in blocks (numpy copies overlapping blocks correctly)
         rows, write, previous = out.numpy(), 0, -1
