@@ -394,7 +394,7 @@ class TrainedRun:
             self._classifier = Classifier(self.encoder, head, self.info).eval()
         return self._classifier
 
-    def predict(self, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    def predict(self, images: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
         """Class probabilities ``(N, classes)`` (float32, CPU) of uint8 ``(N, C, H, W)`` images at the run's size."""
         expected = (self.info.in_chans, self.info.image_size, self.info.image_size)
         if images.ndim != 4 or tuple(images.shape[1:]) != expected:
@@ -404,7 +404,7 @@ class TrainedRun:
         return self.classifier.probabilities(images, batch_size)
 
     def predict_files(
-        self, paths: list[Path], batch_size: int = 512
+        self, paths: list[Path], batch_size: int | None = None
     ) -> tuple[list[Path], torch.Tensor, list[Path]]:
         """Decode ``paths`` as the run prepared its images, then :meth:`predict`: (the files read, their class
         probabilities, the files that could not be decoded)."""
@@ -415,7 +415,7 @@ class TrainedRun:
         unread = set(skipped)
         return [p for p in paths if p not in unread], self.predict(images, batch_size), skipped
 
-    def features(self, images: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    def features(self, images: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
         """Features of ``images`` (uint8 ``(N, C, H, W)``, or float in [0, 1]) exactly as the run's evaluators
         computed them: float32, on the CPU."""
         from sslkit.features import extract_features

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from sslkit.features import BATCH, OTHER_BATCH
 from sslkit.interfaces import DataInfo
 
 
@@ -26,11 +27,13 @@ class Classifier(nn.Module):
         return self.head(self.encoder(self.info.normalize(x)))
 
     @torch.inference_mode()
-    def logits(self, images: Tensor, batch_size: int = 512) -> Tensor:
-        """Class logits ``(N, classes)`` as float32 on the CPU, computed in batches in eval mode."""
+    def logits(self, images: Tensor, batch_size: int | None = None) -> Tensor:
+        """Class logits ``(N, classes)`` as float32 on the CPU, computed in batches in eval mode (default: the
+        batch :func:`sslkit.features.extract_features` uses on the device)."""
         was = self.training
         self.eval()
         device = self.head.weight.device
+        batch_size = batch_size or BATCH.get(device.type, OTHER_BATCH)
         out = [
             self(images[i : i + batch_size].to(device)).float().cpu()
             for i in range(0, len(images), batch_size)
@@ -38,7 +41,7 @@ class Classifier(nn.Module):
         self.train(was)
         return torch.cat(out) if out else torch.empty(0, self.head.out_features)
 
-    def probabilities(self, images: Tensor, batch_size: int = 512) -> Tensor:
+    def probabilities(self, images: Tensor, batch_size: int | None = None) -> Tensor:
         """Class probabilities ``(N, classes)``, float32 on the CPU."""
         return self.logits(images, batch_size).softmax(1)
 

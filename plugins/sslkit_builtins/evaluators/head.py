@@ -8,11 +8,6 @@ from sslkit_builtins.evaluators.metrics import classification_report
 
 
 class HeadEvaluator:
-    def __init__(self, batch_size: int = 1024) -> None:
-        if batch_size < 1:
-            raise UsageError(f"head option batch_size must be at least 1, got {batch_size}")
-        self.batch_size = batch_size
-
     def evaluate(self, ctx: EvalContext) -> EvalResult:
         pretext = ctx.pretext
         if pretext is None:
@@ -28,7 +23,7 @@ class HeadEvaluator:
             )
         head = fold_affine(own, ctx.encoder.feature_dim)
         model = Classifier(ctx.encoder, head.to(ctx.device), ctx.info)
-        logits = model.logits(ctx.test.images, self.batch_size)
+        logits = model.logits(ctx.test.images)
         metrics, details = classification_report(logits, ctx.test.labels.cpu(), ctx.info.classes)
         return EvalResult(metrics, details=details, head=head)
 
