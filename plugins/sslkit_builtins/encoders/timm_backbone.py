@@ -1,10 +1,12 @@
-"""timm backbones as encoders, adapted to small images (3x3 stride-1 stem, no max-pool below 64 px)."""
+"""timm backbones as encoders, adapted to small images (3x3 stride-1 stem, no max-pool below 64 px).
+
+timm is imported when a backbone is built, not when the plugin registers: importing it (and torchvision, and
+torch._dynamo through it) takes 3 s, which every sslkit command would pay otherwise."""
 
 from __future__ import annotations
 
 import socket
 
-import timm
 from torch import nn
 
 from sslkit import Component, UsageError, hookimpl
@@ -13,6 +15,8 @@ from sslkit import Component, UsageError, hookimpl
 def create(
     in_chans: int, image_size: int, model_name: str = "resnet50", pretrained: bool = False
 ) -> nn.Module:
+    import timm
+
     if not timm.list_models(model_name, pretrained=pretrained) and model_name not in timm.list_models():
         close = timm.list_models(f"*{model_name}*")[:8]
         hint = f"; similar: {', '.join(close)}" if close else ""
@@ -41,6 +45,7 @@ def _no_weights(model_name: str, why: str) -> str:
 
 def _weights_cached(model_name: str) -> bool:
     """Whether the weights timm would download for ``model_name`` are already in the Hugging Face cache."""
+    import timm
     from huggingface_hub import try_to_load_from_cache
 
     cfg = timm.models.get_pretrained_cfg(model_name)
