@@ -169,9 +169,10 @@ def selected_budget(
     """``--select``: the selector picks ``count`` training images (it never sees a label), then exactly those
     images' labels are revealed; the strategy and the picks go into the run's record.
 
-    A first round chooses from the pixels alone. With ``--init`` a run that itself selected, this run is its next
-    round: that run's picks stay labeled and the rest of ``count`` is chosen with its encoder's features beside the
-    pixels and its classifier's probabilities (where the model is unsure and the pool is dense)."""
+    A first round chooses from the pixels alone, or beside the encoder features of the ``--init`` run (e.g. a
+    label-free one). When that run itself selected, this run is its next round: its picks stay labeled and the rest
+    of ``count`` is chosen with its features and its classifier's probabilities (where the model is unsure and
+    the pool is dense)."""
     from sslkit.labeling import choose, selection_space
 
     if bundle.labels_given or cfg.labels_per_class is not None or not count:
@@ -193,13 +194,11 @@ def selected_budget(
                 f"--init {cfg.init} chose {len(earlier)} of {before['train']:,} images; a next round needs the "
                 f"same data and more labels (--labels above {len(earlier)}), here {count} of {len(images):,}"
             )
-        log(
-            f"round {len(rounds) + 1}: the {len(earlier)} images {cfg.init} labeled stay; choosing "
-            f"{count - len(earlier)} more with its features and classifier"
-        )
+        log(f"round {len(rounds) + 1}: the {len(earlier)} images {cfg.init} labeled stay")
+    seen_by = f"the pixels and {cfg.init}'s features" if cfg.init else "the pool's pixels"
+    log(f"selecting {count - len(earlier)} images to label with {cfg.select} ({seen_by}; no label is read)")
+    if cfg.init:
         features, probabilities = run_view(registry, Path(cfg.init), images, resolve_device(cfg.device))
-    else:
-        log(f"selecting {count} images to label with {cfg.select} (the pool's pixels only; no label is read)")
     space = selection_space(images, features)
     name, new = choose(registry, cfg.select, space, count - len(earlier), earlier, probabilities, cfg.seed)
     picks = torch.cat([earlier, new]).sort().values
