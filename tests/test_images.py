@@ -137,6 +137,8 @@ def test_plain_jpegs_decode_through_simplejpeg_to_the_same_pixels_as_pil(
     }
     assert images._plain_jpeg(tmp_path / "photo.jpg", 28, "RGB") is not None
     assert images._plain_jpeg(tmp_path / "tagged.jpg", 28, "RGB") is None
+    Image.new("CMYK", (40, 30), (50, 100, 150, 30)).save(tmp_path / "print.jpg")
+    assert images._plain_jpeg(tmp_path / "print.jpg", 28, "RGB") is None  # PIL converts CMYK
     monkeypatch.setattr(images, "_plain_jpeg", lambda *args: None)  # PIL for every file
     for (mode, size), array in fast.items():
         assert np.array_equal(array, decode_image(tmp_path / "photo.jpg", size, mode)), (mode, size)

@@ -153,7 +153,7 @@ def _plain_jpeg(path: Path | str, size: int, mode: str) -> np.ndarray | None:
     """A JPEG with nothing to rotate (no EXIF or XMP block before its image data) decoded by libjpeg-turbo through
     simplejpeg straight to ``mode``, at the smallest DCT scale still covering ``size`` (as PIL's ``draft``): uint8
     ``(H, W)`` or ``(H, W, 3)``, without PIL's parsing, most of a small photo's decoding time. None for any other
-    file (and for any JPEG that simplejpeg refuses, e.g. CMYK), which PIL decodes."""
+    file (CMYK ones included, and any that simplejpeg refuses), which PIL decodes."""
     if not str(path).lower().endswith((".jpg", ".jpeg", ".jpe", ".jfif")):
         return None
     try:
@@ -164,7 +164,9 @@ def _plain_jpeg(path: Path | str, size: int, mode: str) -> np.ndarray | None:
         header = data[: data.find(b"\xff\xda")]  # the segments before the scan
         if not data.startswith(b"\xff\xd8") or b"Exif" in header or b"Orientation" in header:
             return None
-        height, width, _, _ = simplejpeg.decode_jpeg_header(data)
+        height, width, colorspace, _ = simplejpeg.decode_jpeg_header(data)
+        if colorspace not in ("YCbCr", "Gray"):  # CMYK and YCCK: PIL's conversion, not libjpeg-turbo's
+            return None
         scale = next(s for s in (8, 4, 2, 1) if s <= max(1, min(width, height) // size))  # as PIL's draft
         shape = (-(-height // scale), -(-width // scale))
         colorspace = "GRAY" if mode == "L" else "RGB"
