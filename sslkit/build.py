@@ -96,6 +96,10 @@ def resolve(registry: Registry, cfg: RunConfig) -> RunConfig:
             "--wandb logs to Weights & Biases, which is not installed: `pip install wandb`, or drop --wandb"
         )
     assert cfg.encoder is not None and cfg.eval is not None
+    if cfg.select_from and not cfg.select:
+        raise UsageError(
+            "--select-from continues a selection: give --select STRATEGY too (e.g. --select auto)"
+        )
     unused = set(cfg.eval_options) - set(cfg.eval)
     if unused:
         raise UsageError(f"options given for evaluator(s) {', '.join(sorted(unused))} that are not in --eval")
@@ -169,10 +173,10 @@ def selected_budget(
     """``--select``: the selector picks ``count`` training images (it never sees a label), then exactly those
     images' labels are revealed; the strategy and the picks go into the run's record.
 
-    A first round chooses from the pixels alone, or beside the encoder features of the ``--init`` run (e.g. a
-    label-free one). When that run itself selected, this run is its next round: its picks stay labeled and the rest
-    of ``count`` is chosen with its features and its classifier's probabilities (where the model is unsure and
-    the pool is dense)."""
+    A first round chooses from the pixels alone, or beside the encoder features of the ``--select-from`` run
+    (e.g. a label-free one). When that run itself selected, this run is its next round: its picks stay labeled
+    and the rest of ``count`` is chosen with its features and its classifier's probabilities (where the model is
+    unsure and the pool is dense), as ``sslkit suggest`` does for a person."""
     from sslkit.labeling import choose, selection_space
 
     if bundle.labels_given or cfg.labels_per_class is not None or not count:
@@ -183,22 +187,21 @@ def selected_budget(
     images = bundle.train.images
     earlier, rounds = torch.zeros(0, dtype=torch.int64), []
     features = probabilities = None
-    before = rundir.read_run_config(Path(cfg.init)).get("data", {}) if cfg.init else {}
+    source = cfg.select_from
+    before = rundir.read_run_config(Path(source)).get("data", {}) if source else {}
     if "selected" in before:
-        earlier, rounds = (
-            torch.tensor(before["selected"]),
-            before.get("selected_rounds", [len(before["selected"])]),
-        )
+        earlier = torch.tensor(before["selected"])
+        rounds = before.get("selected_rounds", [len(earlier)])
         if before["train"] != len(images) or len(earlier) >= count:
             raise UsageError(
-                f"--init {cfg.init} chose {len(earlier)} of {before['train']:,} images; a next round needs the "
-                f"same data and more labels (--labels above {len(earlier)}), here {count} of {len(images):,}"
+                f"--select-from {source} chose {len(earlier)} of {before['train']:,} images; a next round needs "
+                f"the same data and more labels (--labels above {len(earlier)}), here {count} of {len(images):,}"
             )
-        log(f"round {len(rounds) + 1}: the {len(earlier)} images {cfg.init} labeled stay")
-    seen_by = f"the pixels and {cfg.init}'s features" if cfg.init else "the pool's pixels"
+        log(f"round {len(rounds) + 1}: the {len(earlier)} images {source} labeled stay")
+    seen_by = f"the pixels and {source}'s features" if source else "the pool's pixels"
     log(f"selecting {count - len(earlier)} images to label with {cfg.select} ({seen_by}; no label is read)")
-    if cfg.init:
-        features, probabilities = run_view(registry, Path(cfg.init), images, resolve_device(cfg.device))
+    if source:
+        features, probabilities = run_view(registry, Path(source), images, resolve_device(cfg.device))
     space = selection_space(images, features)
     name, new = choose(registry, cfg.select, space, count - len(earlier), earlier, probabilities, cfg.seed)
     picks = torch.cat([earlier, new]).sort().values

@@ -82,8 +82,13 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
         "--select",
         metavar="STRATEGY",
         help="choose the --labels images with a selector (auto, typiclust, probcover, random) from the pixels "
-        "alone, then reveal their labels: the labeling loop simulated on a labeled data set. With --init a run "
-        "that selected, the next round: its picks stay and the rest is chosen with its model",
+        "alone, then reveal their labels: the labeling loop simulated on a labeled data set",
+    )
+    g.add_argument(
+        "--select-from",
+        metavar="RUN_DIR",
+        help="with --select, the next round of that run's selection: its picks stay labeled and the rest is chosen "
+        "with its encoder's features and classifier (this run trains from scratch unless --init is given too)",
     )
     g.add_argument("--pool-size", type=int, help="pretrain on a seeded random subset of the unlabeled pool")
     g.add_argument(
@@ -320,6 +325,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         "data",
         "labels_per_class",
         "select",
+        "select_from",
         "pool_size",
         "epochs",
         "batch_size",

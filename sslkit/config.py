@@ -32,6 +32,9 @@ class RunConfig:
     select: str | None = (
         None  # a selector picks the --labels images from the pixels, labels unseen (benchmarks)
     )
+    select_from: str | None = (
+        None  # the previous round's run: its picks stay, its model helps choose the rest
+    )
     init: str | None = None  # a run directory whose saved encoder starts this run
     pretrain: bool = True  # run the recipe's pretraining stage first, where it has one (not with --init)
     pool_size: int | None = None  # pretrain on a seeded random subset of this many unlabeled images

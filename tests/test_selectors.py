@@ -251,13 +251,21 @@ def test_run_select_records_its_picks_and_a_saved_run_reuses_them(tmp_path, monk
     known, picked = rows[:10], rows[10:]
     assert len(picked) == 5 and {r.split(",")[0] for r in picked}.isdisjoint(r.split(",")[0] for r in known)
     assert sorted(int(r.split(",")[0][6:-1]) for r in known) == sorted(data["selected"])  # train[i]
-    # a next round: --init the first run; its picks stay labeled, five more are chosen with its model
+    # a next round: its picks stay labeled, five more are chosen with its model; this run trains from scratch
     monkeypatch.undo()
-    assert main([*args[:4], "15", *args[5:], "--init", str(run_dir), "--out", str(tmp_path / "round2")]) == 0
+    assert (
+        main([*args[:4], "15", *args[5:], "--select-from", str(run_dir), "--out", str(tmp_path / "round2")])
+        == 0
+    )
     (second,) = (tmp_path / "round2").iterdir()
     data2 = json.loads((second / "config.json").read_text())["data"]
     assert set(data["selected"]) < set(data2["selected"]) and len(set(data2["selected"])) == 15
     assert data2["selected_rounds"] == [10, 5] and data2["labeled"] == 15
     assert "round 2: the 10 images" in capsys.readouterr().err
-    assert main([*args, "--init", str(run_dir), "--out", str(tmp_path / "round3")]) == 2
+    assert json.loads((second / "config.json").read_text())["init"] is None
+    assert main([*args, "--select-from", str(run_dir), "--out", str(tmp_path / "round3")]) == 2
     assert "more labels (--labels above 10)" in capsys.readouterr().err
+    assert (
+        main(["run", "--data", "digits", "--select-from", str(run_dir), "--out", str(tmp_path / "r4")]) == 2
+    )
+    assert "give --select STRATEGY too" in capsys.readouterr().err
