@@ -112,11 +112,13 @@ def test_typiclust_weighs_by_uncertainty_when_probabilities_are_given(data) -> N
     probabilities = torch.tensor([0.98, 0.01, 0.01]).repeat(len(x), 1)
     probabilities[unsure] = torch.tensor([0.4, 0.35, 0.25])
     plain = TypiClust().select(context(x, 10)).tolist()
-    weighted = TypiClust().select(context(x, 10, probabilities=probabilities)).tolist()
+    weighted = TypiClust(weight="margin").select(context(x, 10, probabilities=probabilities)).tolist()
     pick_in_big = [p for p in weighted if y[p] == 0]
     assert len(pick_in_big) == 1 and pick_in_big[0] in set(unsure.tolist())
     assert len(set(y[weighted].tolist())) == 10  # still one per class: dense and unsure, not outliers
     assert TypiClust(weight="none").select(context(x, 10, probabilities=probabilities)).tolist() == plain
+    # auto: under UNSURE_FROM labels per class (none here), typicality alone
+    assert TypiClust().select(context(x, 10, probabilities=probabilities)).tolist() == plain
     with pytest.raises(UsageError, match="needs the classifier's probabilities"):
         TypiClust(weight="margin").select(context(x, 10))
 
