@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from sslkit.features import BATCH, OTHER_BATCH
+from sslkit.features import default_batch
 from sslkit.interfaces import DataInfo
 
 
@@ -28,12 +28,12 @@ class Classifier(nn.Module):
 
     @torch.inference_mode()
     def logits(self, images: Tensor, batch_size: int | None = None) -> Tensor:
-        """Class logits ``(N, classes)`` as float32 on the CPU, computed in batches in eval mode (default: the
-        batch :func:`sslkit.features.extract_features` uses on the device)."""
+        """Class logits ``(N, classes)`` as float32 on the CPU, computed in batches in eval mode (default:
+        :func:`sslkit.features.default_batch`)."""
         was = self.training
         self.eval()
         device = self.head.weight.device
-        batch_size = batch_size or BATCH.get(device.type, OTHER_BATCH)
+        batch_size = batch_size or default_batch(device)
         out = [
             self(images[i : i + batch_size].to(device)).float().cpu()
             for i in range(0, len(images), batch_size)

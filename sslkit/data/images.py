@@ -380,22 +380,21 @@ def _decode_chunk(
 ) -> tuple[int, int, np.ndarray | None, list[tuple[int, str]]]:
     """Worker task: ``paths`` decoded into rows ``start...`` of the shared output (a forked worker), else into an
     array sent back. Returns (start, count, that array or None, [(offset, reason) of unreadable files])."""
-    shared = _SHARED is not None
+    shared = _SHARED
     out = (
-        _SHARED[start : start + len(paths)]
-        if _SHARED is not None
+        shared[start : start + len(paths)]
+        if shared is not None
         else np.zeros((len(paths), 1 if mode == "L" else 3, size, size), dtype=np.uint8)
-    )
+    )  # both start as zeros: an unreadable file's row stays black
     failed: list[tuple[int, str]] = []
     for i, p in enumerate(paths):
         try:
             out[i] = decode_image(p, size, mode)
         except UnreadableImage as exc:
-            out[i] = 0
             failed.append((i, exc.reason))
             if stop_at_first:
                 break
-    return start, len(paths), None if shared else out, failed
+    return start, len(paths), None if shared is not None else out, failed
 
 
 def _scan_chunk(paths: list[str]) -> bool:
@@ -474,9 +473,8 @@ def _decode_all(
         global _SHARED
         spans = _chunks(n, workers)
         if FORK:  # the workers write their rows straight into the output: nothing is pickled back
-            buffer = mmap.mmap(
-                -1, max(1, out.numel())
-            )  # anonymous and shared: not /dev/shm, which may be small
+            # anonymous and shared, zero-filled: not /dev/shm, which containers keep small
+            buffer = mmap.mmap(-1, max(1, out.numel()))
             out = torch.from_numpy(np.frombuffer(buffer, np.uint8, out.numel()).reshape(out.shape))
             _SHARED = out.numpy()
         try:
