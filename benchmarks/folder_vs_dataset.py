@@ -7,7 +7,8 @@ PyTorch eager.
 The folder: the run's own label draw (``--labels``, ``--seed``: the labeled images `sslkit run --data D` would
 pick) as PNG files in ``train/<class>/``, every other training image in ``unlabeled/`` (PNG and JPEG, quality 95,
 alternating, 1,000 per sub-folder), the test split as PNGs in ``test/<class>/``. Both runs use sslkit's defaults
-(fixmatch); the folder's run finds every label the folder gives and its default recipe.
+(fixmatch); the folder's run finds every label the folder gives and its default recipe, told only what a person
+knows of their images: ``flips=false`` where the data set's images must not be mirrored (digits).
 
     python benchmarks/folder_vs_dataset.py --data mnist --seed 0
     python benchmarks/folder_vs_dataset.py --data fashion-mnist --seed 0 --keep /tmp/fashion-folder
@@ -26,8 +27,9 @@ import time
 from pathlib import Path
 
 
-def write_folder(data: str, labels: int, seed: int, folder: Path) -> dict[str, str]:
-    """Write the folder; returns each unlabeled file's (relative path) hidden class name."""
+def write_folder(data: str, labels: int, seed: int, folder: Path) -> tuple[dict[str, str], bool]:
+    """Write the folder; returns each unlabeled file's (relative path) hidden class name, and whether the data
+    set's images may be flipped left to right (what a person knows of their own images: not digits)."""
     from PIL import Image
 
     from sslkit.build import load_data
@@ -54,7 +56,7 @@ def write_folder(data: str, labels: int, seed: int, folder: Path) -> dict[str, s
         path = folder / "test" / names[y] / f"{i:05d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(image).save(path)
-    return truth
+    return truth, bundle.info.flips
 
 
 def run(argv: list[str], out: Path) -> tuple[Path, float]:
@@ -96,7 +98,7 @@ def main() -> None:
     work = args.keep or Path(tempfile.mkdtemp(prefix="sslkit-folder-"))
     folder = work / f"{args.data}-folder"
     start = time.perf_counter()
-    truth = write_folder(args.data, args.labels, args.seed, folder)
+    truth, flips = write_folder(args.data, args.labels, args.seed, folder)
     print(f"wrote {folder}: {len(truth)} unlabeled files ({time.perf_counter() - start:.0f} s)", flush=True)
 
     rows = []
@@ -108,6 +110,7 @@ def main() -> None:
         head = json.loads((run_dir / "results.json").read_text())["results"]["head"]["accuracy"]
         rows.append((f"--data {args.data}", head, None, seconds))
     folder_args = ["--data", "imagefolder", "--data-opt", f"path={folder}", "--data-opt", "image_size=28"]
+    folder_args += [] if flips else ["--data-opt", "flips=false"]
     run_dir, seconds = run([*folder_args, "--seed", str(args.seed), *extra], work / "folder-runs")
     result = json.loads((run_dir / "results.json").read_text())["results"]["head"]["accuracy"]
     rows.append(("--data imagefolder", result, pool_accuracy(run_dir, truth), seconds))

@@ -178,7 +178,7 @@ def describe(
     info = data.info
     return (
         f"{info.name}: {len(data.labeled)} labeled, {len(data.pool)} unlabeled, {len(data.bundle.test) or 'no'} "
-        f"test, {info.image_size}x{info.image_size} {info.mode}; {cfg.pretext} on {cfg.encoder}, "
+        f"test, {info.image_size}x{info.image_size} {info.mode}{'' if info.flips else ', no flips'}; {cfg.pretext} on {cfg.encoder}, "
         f"{schedule.epochs} epochs, {device}{', bfloat16 steps' if amp else ''}"
     )
 

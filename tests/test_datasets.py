@@ -387,6 +387,7 @@ def test_imagefolder_own_pool_without_test_keeps_every_label(tmp_path: Path, reg
     assert bundle.labels_given and len(bundle.train) == 6 and bundle.info.in_chans == 1
     assert tuple(bundle.test.images.shape) == (0, 1, 8, 8) and len(bundle.test.labels) == 0
     assert len(bundle.unlabeled) == 4 and bundle.record["skipped"] == []
+    assert bundle.info.flips and not imagefolder(registry, d, image_size=8, flips=False).info.flips
 
     picture(d / "unlabeled" / "colour.png", 90)  # one colour file anywhere makes the whole folder RGB
     assert imagefolder(registry, d, image_size=8).info.in_chans == 3

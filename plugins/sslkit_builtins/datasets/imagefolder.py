@@ -21,8 +21,9 @@ training images minus a labeled budget form the pool as for any dataset, and wit
 ``test_fraction`` of each class is held out. Pool and test files are never in the pool twice, nor labeled ones.
 
 Images are "L" when every file is grayscale (read from the headers; the answer is cached), else "RGB", resized to
-``image_size`` squares (default 64) and cached per split in ``DIR/.sslkit-cache/``. Pool files that cannot be
-decoded are skipped and named in ``record["skipped"]``; an unreadable labeled or test file is an error."""
+``image_size`` squares (default 64) and cached per split in ``DIR/.sslkit-cache/``. Augmentations flip images left
+to right unless ``flips=false`` (digits, text: anything whose mirror image means something else). Pool files that
+cannot be decoded are skipped and named in ``record["skipped"]``; an unreadable labeled or test file is an error."""
 
 from __future__ import annotations
 
@@ -148,6 +149,7 @@ def load(
     test_fraction: float = 0.2,
     unlabeled: str = "",
     labels: str = "",
+    flips: bool = True,
 ) -> DatasetBundle:
     if not path:
         raise UsageError(
@@ -286,7 +288,7 @@ def load(
         else torch.cat([train[:: max(1, len(train) // 5000)], pool_x[:: max(1, len(pool_x) // 5000)]])
     )
     mean, std = channel_stats(sample)
-    info = DataInfo(folder.name, classes, channels, image_size, mean, std)
+    info = DataInfo(folder.name, classes, channels, image_size, mean, std, flips=flips)
     return DatasetBundle(
         info,
         splits["train"],
