@@ -23,9 +23,7 @@ def same_images(n: int = 64, c: int = 3, side: int = 16) -> torch.Tensor:
 # every random transform, as (name, callable(x, generator) -> tensor)
 RANDOM = {
     "hflip": lambda x, g: A.hflip(x, generator=g),
-    "vflip": lambda x, g: A.vflip(x, generator=g),
     "rot90": lambda x, g: A.random_rot90(x, generator=g)[0],
-    "rotate": lambda x, g: A.random_rotate(x, 30, generator=g),
     "translate": lambda x, g: A.random_translate(x, 3, generator=g),
     "crop": lambda x, g: A.random_resized_crop(x, generator=g),
     "jitter": lambda x, g: A.color_jitter(x, p=1.0, generator=g),
@@ -59,13 +57,12 @@ def test_global_cpu_generator_seeds_it_too() -> None:
     assert torch.equal(a, A.simclr_view(x))
 
 
-def test_hflip_and_vflip_of_a_known_tensor() -> None:
+def test_hflip_of_a_known_tensor() -> None:
     x = torch.arange(2 * 1 * 2 * 3, dtype=torch.float32).view(2, 1, 2, 3)
     assert torch.equal(
         A.hflip(x, p=1.0), torch.tensor([[[[2.0, 1, 0], [5, 4, 3]]], [[[8, 7, 6], [11, 10, 9]]]])
     )
     assert torch.equal(A.hflip(x, p=0.0), x)
-    assert torch.equal(A.vflip(x, p=1.0)[0, 0], torch.tensor([[3.0, 4, 5], [0, 1, 2]]))
 
 
 def test_rot90_matches_torch_rot90_per_sample() -> None:
@@ -86,7 +83,6 @@ def test_rotation_by_90_degrees_through_the_arbitrary_angle_path() -> None:
     x = torch.rand(1, 1, 6, 6, generator=gen())
     quarter = A._affine(x, torch.tensor([[[0.0, -1.0, 0.0], [1.0, 0.0, 0.0]]]))
     assert torch.allclose(quarter, torch.rot90(x, 1, dims=(-2, -1)), atol=1e-5)
-    assert torch.allclose(A.random_rotate(x, 0.0), x, atol=1e-5)
 
 
 def test_translate_moves_pixels_by_whole_steps() -> None:

@@ -8,7 +8,7 @@ import torch
 from sslkit import UsageError
 from sslkit.cli import build_parser, config_from_args
 from sslkit.config import RunConfig
-from sslkit.data.budget import carve_validation, split_budget
+from sslkit.data.budget import split_budget
 
 
 def labels_with_counts(counts: list[int], seed: int = 0) -> torch.Tensor:
@@ -46,26 +46,6 @@ def test_budget_on_real_fashion_mnist(fashion) -> None:
     b = split_budget(fashion.train.labels, 100, seed=0)
     assert torch.bincount(fashion.train.labels[b.labeled]).tolist() == [10] * 10
     assert len(b.unlabeled) == 60_000 - 100 and len(b.digest) == 16
-
-
-def test_carve_validation_is_stratified_seeded_and_disjoint() -> None:
-    labels = labels_with_counts([10, 10, 10, 10, 1])
-    train, val = carve_validation(labels, 0.2, seed=3)
-    assert torch.bincount(labels[val], minlength=5).tolist() == [2, 2, 2, 2, 0]  # a singleton stays in train
-    assert torch.equal(torch.sort(torch.cat([train, val])).values, torch.arange(len(labels)))
-    assert torch.equal(carve_validation(labels, 0.2, seed=3)[1], val)
-    assert not torch.equal(carve_validation(labels, 0.2, seed=4)[1], val)
-    # every class keeps at least one training image and gives at least one to validation
-    small = labels_with_counts([2, 3])
-    train, val = carve_validation(small, 0.9, seed=0)
-    assert torch.bincount(small[train], minlength=2).min() >= 1 and len(val) == 3
-    with pytest.raises(UsageError, match="between 0 and 1"):
-        carve_validation(labels, 1.0, seed=0)
-    with pytest.raises(UsageError, match="too few"):
-        carve_validation(torch.arange(5), 0.5, seed=0)
-    multi = (torch.rand(40, 6, generator=torch.Generator().manual_seed(0)) > 0.5).float()
-    train, val = carve_validation(multi, 0.25, seed=0)
-    assert len(val) == 10 and len(train) == 30
 
 
 def test_labels_all_means_every_label_on_the_command_line_and_in_toml(tmp_path) -> None:

@@ -77,11 +77,6 @@ def hflip(x: Tensor, p: float = 0.5, generator: torch.Generator | None = None) -
     return _where(_rand(len(x), x, generator) < p, x.flip(-1), x)
 
 
-def vflip(x: Tensor, p: float = 0.5, generator: torch.Generator | None = None) -> Tensor:
-    """Flip each image upside down with probability ``p``."""
-    return _where(_rand(len(x), x, generator) < p, x.flip(-2), x)
-
-
 def rot90(x: Tensor, k: Tensor) -> Tensor:
     """Rotate image i by ``k[i] * 90`` degrees counter-clockwise (``k`` in 0..3, square images)."""
     if x.shape[-1] != x.shape[-2]:
@@ -146,17 +141,6 @@ def random_resized_crop(
     gy = (h.view(n, 1, 1) * ys.view(1, height, 1) + cy.view(n, 1, 1)).expand(n, height, width)
     grid = torch.stack([gx, gy], dim=-1).to(x.dtype)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-
-
-@_full_precision
-def random_rotate(x: Tensor, degrees: float, generator: torch.Generator | None = None) -> Tensor:
-    """Rotate each image by an angle drawn uniformly from [-degrees, degrees] (counter-clockwise positive);
-    corners filled with zeros."""
-    angle = _uniform(len(x), -math.radians(degrees), math.radians(degrees), x, generator)
-    cos, sin, zero = angle.cos(), angle.sin(), torch.zeros_like(angle)
-    # grid_sample's matrix maps output to input coordinates (y pointing down): the inverse rotation
-    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
-    return _affine(x, theta)
 
 
 @_full_precision

@@ -88,35 +88,3 @@ def _check(n_labels: int | None, n: int) -> None:
         raise UsageError(
             f"--labels {n_labels} is more than the {n} training images; use at most {n} or 'all'"
         )
-
-
-def carve_validation(labels: Tensor, fraction: float, seed: int) -> tuple[Tensor, Tensor]:
-    """Split a labeled set into (train, validation) index tensors, stratified and seeded.
-
-    Each class with at least two images gives ``round(fraction * count)`` of them (at least one, never all) to
-    validation; a class with one image stays in train. Multi-label targets (2-D) are split uniformly.
-    Both index tensors are sorted and on the CPU.
-    """
-    if not 0 < fraction < 1:
-        raise UsageError(f"the validation fraction must be between 0 and 1 (exclusive), got {fraction}")
-    labels = labels.cpu()
-    n = len(labels)
-    gen = torch.Generator().manual_seed(seed)
-    if labels.ndim > 1:
-        n_val = min(max(1, round(fraction * n)), n - 1)
-        val = torch.randperm(n, generator=gen)[:n_val]
-    else:
-        parts = []
-        for c in torch.unique(labels).tolist():
-            members = (labels == c).nonzero().flatten()
-            q = min(max(1, round(fraction * len(members))), len(members) - 1)
-            parts.append(members[torch.randperm(len(members), generator=gen)[:q]])
-        val = torch.cat(parts) if parts else torch.zeros(0, dtype=torch.int64)
-    if len(val) == 0:
-        raise UsageError(
-            f"{n} labeled images are too few to carve a validation split; raise --labels (two per class at least)"
-        )
-    val = val.sort().values
-    mask = torch.ones(n, dtype=torch.bool)
-    mask[val] = False
-    return torch.arange(n)[mask], val
