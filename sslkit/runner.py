@@ -176,9 +176,10 @@ def describe(
 ) -> str:
     """The run's first line: the data as the run sees it and what it chose."""
     info = data.info
+    flips = "" if info.flips else ", no flips"
     return (
         f"{info.name}: {len(data.labeled)} labeled, {len(data.pool)} unlabeled, {len(data.bundle.test) or 'no'} "
-        f"test, {info.image_size}x{info.image_size} {info.mode}{'' if info.flips else ', no flips'}; {cfg.pretext} on {cfg.encoder}, "
+        f"test, {info.image_size}x{info.image_size} {info.mode}{flips}; {cfg.pretext} on {cfg.encoder}, "
         f"{schedule.epochs} epochs, {device}{', bfloat16 steps' if amp else ''}"
     )
 
