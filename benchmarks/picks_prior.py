@@ -17,6 +17,18 @@ import argparse
 import torch
 
 
+def pool_labeled_right(pixels: torch.Tensor, truth: torch.Tensor, picks: torch.Tensor, classes: int) -> float:
+    """The share of the images other than ``picks`` that fixmatch's prior, propagated over the graph of ``pixels``
+    (:func:`sslkit.embedding.pixel_embedding`) from the picks' ``truth`` labels, labels right."""
+    from sslkit_builtins.pretexts.fixmatch import propagate_labels
+
+    labels = torch.full((len(pixels),), -1, dtype=torch.int64)
+    labels[picks] = truth[picks]
+    prior = propagate_labels(pixels, labels, classes)
+    rest = labels < 0
+    return float((prior.argmax(1)[rest] == truth[rest]).float().mean())
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="fashion-mnist")
@@ -24,8 +36,6 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--random", action="store_true", help="also uniform random picks")
     args = p.parse_args()
-
-    from sslkit_builtins.pretexts.fixmatch import propagate_labels
 
     from sslkit.data.budget import split_budget
     from sslkit.data.paths import default_data_root
@@ -49,11 +59,7 @@ def main() -> None:
                     len(truth), generator=torch.Generator().manual_seed(seed)
                 )[:n]
             for name, picks in variants.items():
-                labels = torch.full((len(images),), -1, dtype=torch.int64)
-                labels[picks] = truth[picks]
-                prior = propagate_labels(pixels, labels, classes)
-                rest = labels < 0
-                right = float((prior.argmax(1)[rest] == truth[rest]).float().mean())
+                right = pool_labeled_right(pixels, truth, picks, classes)
                 counts = torch.bincount(truth[picks], minlength=classes).tolist()
                 print(
                     f"{n} labels, seed {seed}, {name:<9} per class {counts}  pool labeled right {right:.3f}",

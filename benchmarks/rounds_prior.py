@@ -24,7 +24,7 @@ def main() -> None:
     p.add_argument("round1", nargs="+", type=Path, help="finished round-1 run directories (mnist, --select)")
     args = p.parse_args()
 
-    from sslkit_builtins.pretexts.fixmatch import propagate_labels
+    from picks_prior import pool_labeled_right  # this script's folder is on sys.path
     from sslkit_builtins.selectors.typiclust import TypiClust
 
     from sslkit.build import load_data, resolve_device, run_view, saved_config
@@ -58,11 +58,7 @@ def main() -> None:
             f"round 1 alone, {len(first)}": first,
         }
         for name, picks in variants.items():
-            labels = torch.full((len(images),), -1, dtype=torch.long)
-            labels[picks] = truth[picks]
-            prior = propagate_labels(pixels, labels, classes)
-            rest = labels < 0
-            right = float((prior.argmax(1)[rest] == truth[rest]).float().mean())
+            right = pool_labeled_right(pixels, truth, picks, classes)
             seen = len(torch.unique(truth[picks]))
             print(f"seed {cfg.seed} {name:<32} classes {seen:2d}  pool labeled right {right:.3f}", flush=True)
     print(f"reproduce: python benchmarks/rounds_prior.py {' '.join(map(str, args.round1))}")
