@@ -123,12 +123,11 @@ class TypiClust:
         if self.weight == "margin" and ctx.probabilities is None:
             raise UsageError("typiclust weight='margin' needs the classifier's probabilities on the pool")
         uncertainty = None
-        enough = (
-            ctx.probabilities is not None and len(ctx.labeled) >= UNSURE_FROM * ctx.probabilities.shape[1]
-        )
-        if ctx.probabilities is not None and (self.weight == "margin" or (self.weight == "auto" and enough)):
-            # floored: where the classifier is sure everywhere, size and typicality still decide
-            uncertainty = np.maximum(margin_uncertainty(ctx.probabilities), 1e-6)
+        if ctx.probabilities is not None:
+            enough = len(ctx.labeled) >= UNSURE_FROM * ctx.probabilities.shape[1]
+            if self.weight == "margin" or (self.weight == "auto" and enough):
+                # floored: where the classifier is sure everywhere, size and typicality still decide
+                uncertainty = np.maximum(margin_uncertainty(ctx.probabilities), 1e-6)
         x = np.ascontiguousarray(ctx.embedding.detach().float().cpu().numpy())
         clusters = min(len(ctx.labeled) + ctx.n, self.max_clusters, len(x))
         labels = kmeans_labels(x, clusters, ctx.seed, self.niter)
