@@ -202,7 +202,7 @@ def selected_budget(
     log(f"selecting {count - len(earlier)} images to label with {cfg.select} ({seen_by}; no label is read)")
     if source:
         features, probabilities = run_view(registry, Path(source), images, resolve_device(cfg.device))
-    space = selection_space(images, features)
+    space = selection_space(images, features, label_free=probabilities is None)
     name, new = choose(registry, cfg.select, space, count - len(earlier), earlier, probabilities, cfg.seed)
     picks = torch.cat([earlier, new]).sort().values
     seen = len(torch.unique(bundle.train.labels[picks])) if bundle.train.labels.ndim == 1 else None

@@ -33,7 +33,7 @@ def suggest(
     images = torch.cat([data.labeled.images, data.pool])
     log(f"embedding {len(images):,} images (pixels and the run's features, spectral)")
     features, probabilities = build.run_view(registry, run_dir, images, build.resolve_device(device))
-    space = selection_space(images, features)
+    space = selection_space(images, features, label_free=probabilities is None)
     labeled = torch.arange(len(data.labeled))
     name, picks = choose(
         registry, strategy, space, n, labeled, probabilities, cfg.seed if seed is None else seed
