@@ -160,6 +160,18 @@ def test_probcover_counts_coverage_on_a_sample_when_the_pool_is_large(data) -> N
     assert "\n" not in str(info.value)
 
 
+def test_kmeans_keeps_the_lowest_inertia_of_its_runs_and_finds_every_blob(data) -> None:
+    x, truth = data[0].numpy(), data[1]
+
+    def blobs_found(labels: np.ndarray) -> int:  # blobs that are the majority of a cluster of their own
+        return len({int(np.bincount(labels[truth == b]).argmax()) for b in range(len(SIZES))})
+
+    single = [blobs_found(kmeans_labels(x, len(SIZES), seed, 30, runs=1)) for seed in range(10)]
+    best = [blobs_found(kmeans_labels(x, len(SIZES), seed, 30)) for seed in range(10)]
+    assert min(single) < len(SIZES)  # one run from one start sometimes merges two blobs...
+    assert best == [len(SIZES)] * 10  # ...the lowest inertia of ten never does
+
+
 def test_random_is_uniform_over_the_unlabeled_pool(data) -> None:
     x, _ = data
     counts = torch.zeros(len(x))
