@@ -19,8 +19,7 @@ PIXEL_SIDE = 32  # larger images are area-downsampled to this side before the pr
 PIXEL_DIMS = 64  # principal components kept
 
 # what ``--select auto`` / ``--strategy auto`` resolve to: on MNIST (16-dim spectral embedding of pixel_embedding,
-# seeds 0-2) typiclust's 10 picks covered 10, 10, 10 classes, probcover's 8, 8, 8, random's 7, 6, 6; with its
-# clusters from the best of 10 k-means runs, all 10 classes in each of seeds 0-29
+# seeds 0-2) typiclust's 10 picks covered 10, 10, 10 classes, probcover's 8, 8, 8, random's 7, 6, 6
 AUTO_SELECTOR = "typiclust"
 
 
