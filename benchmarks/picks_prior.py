@@ -1,18 +1,24 @@
-"""How good a seed for fixmatch is a set of picks, without training: the share of a data set's training pool that
-fixmatch's graph prior (``propagate_labels`` over the pixels' k-NN graph) labels right from the labels of
+"""How good a set of picks is, without training: which classes they see, and the share of a data set's training
+pool that fixmatch's graph prior (``propagate_labels`` over the pixels' k-NN graph) labels right from their labels.
+The picks come from
 
-* a balanced draw (``--labels N``, what the benchmark tables use; a person without labels cannot make it),
-* ``auto``'s picks in the pixels' spectral embedding (``--labels N --select auto``),
-* uniform random picks (what a person does), with ``--random``.
+* ``balanced``: a balanced draw (``--labels N``, what the benchmark tables use; a person without labels cannot
+  make it),
+* any selector (``random``, ``typiclust``, ``probcover``, ``auto``) in the space ``sslkit run --select`` uses, the
+  pixels' spectral embedding.
 
-A minute or two a variant on one thread of machine E, instead of a training run per variant.
+A selection takes seconds; the prior a minute or two on one thread of machine E (``--no-prior`` skips it). This is
+the cheap stand-in for ``select-mnist.toml`` / ``select-fashion.toml`` (a training run a cell):
 
-    python benchmarks/picks_prior.py --data fashion-mnist --labels 40 100 --seeds 0 1
+    python benchmarks/picks_prior.py --data mnist --labels 10 20 40 100 --seeds 0 1 2 --no-prior \\
+        --picks random balanced typiclust probcover auto
 """
 
 from __future__ import annotations
 
 import argparse
+import time
+from collections import defaultdict
 
 import torch
 
@@ -29,12 +35,18 @@ def pool_labeled_right(pixels: torch.Tensor, truth: torch.Tensor, picks: torch.T
     return float((prior.argmax(1)[rest] == truth[rest]).float().mean())
 
 
+def mean_std(values: list[float], digits: int) -> str:
+    t = torch.tensor(values, dtype=torch.float64)
+    return f"{t.mean():.{digits}f} ± {t.std():.{digits}f}" if len(t) > 1 else f"{t.mean():.{digits}f}"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="fashion-mnist")
     p.add_argument("--labels", type=int, nargs="+", default=[40, 100])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    p.add_argument("--random", action="store_true", help="also uniform random picks")
+    p.add_argument("--picks", nargs="+", default=["balanced", "auto"], help="balanced, or selectors' names")
+    p.add_argument("--no-prior", action="store_true", help="classes seen only, no label propagation")
     args = p.parse_args()
 
     from sslkit.data.budget import split_budget
@@ -48,26 +60,40 @@ def main() -> None:
     images, truth, classes = bundle.train.images, bundle.train.labels, bundle.info.num_classes
     pixels, space = pixel_embedding(images), selection_space(images)
     none = torch.empty(0, dtype=torch.int64)
+    seen: dict[tuple[int, str], list[float]] = defaultdict(list)
+    right: dict[tuple[int, str], list[float]] = defaultdict(list)
+    seconds: dict[str, list[float]] = defaultdict(list)
     for n in args.labels:
         for seed in args.seeds:
-            variants = {
-                "balanced": split_budget(truth, n, seed).labeled,
-                "auto": choose(registry, "auto", space, n, none, None, seed)[1],
-            }
-            if args.random:
-                variants["random"] = torch.randperm(
-                    len(truth), generator=torch.Generator().manual_seed(seed)
-                )[:n]
-            for name, picks in variants.items():
-                right = pool_labeled_right(pixels, truth, picks, classes)
-                counts = torch.bincount(truth[picks], minlength=classes).tolist()
-                print(
-                    f"{n} labels, seed {seed}, {name:<9} per class {counts}  pool labeled right {right:.3f}",
-                    flush=True,
-                )
+            for name in args.picks:
+                start = time.perf_counter()
+                if name == "balanced":
+                    picks = split_budget(truth, n, seed).labeled
+                else:
+                    picks = choose(registry, name, space, n, none, None, seed)[1]
+                seconds[name].append(time.perf_counter() - start)
+                counts = torch.bincount(truth[picks], minlength=classes)
+                seen[n, name].append(float((counts > 0).sum()))
+                line = f"{n} labels, seed {seed}, {name:<9} per class {counts.tolist()}"
+                if not args.no_prior:
+                    right[n, name].append(pool_labeled_right(pixels, truth, picks, classes))
+                    line += f"  pool labeled right {right[n, name][-1]:.3f}"
+                print(line, flush=True)
     print(
-        f"reproduce: python benchmarks/picks_prior.py --data {args.data} --labels "
-        f"{' '.join(map(str, args.labels))} --seeds {' '.join(map(str, args.seeds))}{' --random' * args.random}"
+        f"\n{args.data}, seeds {' '.join(map(str, args.seeds))}: classes seen (of {classes})"
+        + ("" if args.no_prior else " / pool labeled right by the prior")
+    )
+    print("| labels | " + " | ".join(args.picks) + " |\n|---|" + "---|" * len(args.picks))
+    for n in args.labels:
+        cells = [
+            mean_std(seen[n, name], 1) + ("" if args.no_prior else f" / {mean_std(right[n, name], 3)}")
+            for name in args.picks
+        ]
+        print(f"| {n} | " + " | ".join(cells) + " |")
+    print("seconds a selection: " + ", ".join(f"{k} {sum(v) / len(v):.1f}" for k, v in seconds.items()))
+    print(
+        f"reproduce: python benchmarks/picks_prior.py --data {args.data} --labels {' '.join(map(str, args.labels))} "
+        f"--seeds {' '.join(map(str, args.seeds))} --picks {' '.join(args.picks)}{' --no-prior' * args.no_prior}"
     )
 
 
