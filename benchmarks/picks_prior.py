@@ -7,8 +7,9 @@ The picks come from
 * any selector (``random``, ``typiclust``, ``probcover``, ``auto``) in the space ``sslkit run --select`` uses, the
   pixels' spectral embedding.
 
-A selection takes seconds; the prior a minute or two on one thread of machine E (``--no-prior`` skips it). This is
-the cheap stand-in for ``select-mnist.toml`` / ``select-fashion.toml`` (a training run a cell):
+A selection takes seconds to two minutes (``probcover`` the longest), the prior a minute or two on
+one thread of machine E (``--no-prior`` skips it and the pixel embedding it propagates over). This is the cheap
+stand-in for ``select-mnist.toml`` / ``select-fashion.toml`` (a training run a cell):
 
     python benchmarks/picks_prior.py --data mnist --labels 10 20 40 100 --seeds 0 1 2 --no-prior \\
         --picks random balanced typiclust probcover auto
@@ -58,7 +59,8 @@ def main() -> None:
     registry = load_registry()
     bundle = registry.build("dataset", args.data, default_data_root(), False)
     images, truth, classes = bundle.train.images, bundle.train.labels, bundle.info.num_classes
-    pixels, space = pixel_embedding(images), selection_space(images)
+    space = selection_space(images)
+    pixels = None if args.no_prior else pixel_embedding(images)
     none = torch.empty(0, dtype=torch.int64)
     seen: dict[tuple[int, str], list[float]] = defaultdict(list)
     right: dict[tuple[int, str], list[float]] = defaultdict(list)
@@ -75,7 +77,7 @@ def main() -> None:
                 counts = torch.bincount(truth[picks], minlength=classes)
                 seen[n, name].append(float((counts > 0).sum()))
                 line = f"{n} labels, seed {seed}, {name:<9} per class {counts.tolist()}"
-                if not args.no_prior:
+                if pixels is not None:
                     right[n, name].append(pool_labeled_right(pixels, truth, picks, classes))
                     line += f"  pool labeled right {right[n, name][-1]:.3f}"
                 print(line, flush=True)
