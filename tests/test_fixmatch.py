@@ -16,6 +16,7 @@ from sslkit_builtins.pretexts.fixmatch import (
     FixMatch,
     align_distribution,
     consistency_loss,
+    equal_class_weights,
     propagate_labels,
     pseudo_labels,
     with_prior,
@@ -79,12 +80,13 @@ def test_label_propagation_follows_the_chain_not_the_nearest_label() -> None:
     assert nearest_label[18] == 1  # what a nearest-labeled-image rule would say
 
 
-def test_label_propagation_matches_the_closed_form_with_class_mass_normalization() -> None:
+@pytest.mark.parametrize("pseudo_count", [10.0, math.inf])
+def test_label_propagation_matches_the_closed_form_with_class_mass_normalization(pseudo_count: float) -> None:
     gen = torch.Generator().manual_seed(3)
     points = torch.nn.functional.normalize(torch.randn(40, 5, generator=gen), dim=1)
     labels = torch.full((40,), -1)
     labels[[0, 1, 2]] = torch.tensor([0, 0, 1])  # class 0 twice, class 1 once, class 2 never
-    out = propagate_labels(points, labels, 3, neighbours=4, alpha=0.9, power=2.0)
+    out = propagate_labels(points, labels, 3, neighbours=4, alpha=0.9, power=2.0, pseudo_count=pseudo_count)
     # by hand, densely: the 4 nearest others by cosine, weights cos^3 (negative ones 0), W + W^T, D^-1/2 W D^-1/2
     x = points.double().numpy()
     sim = x @ x.T
@@ -99,11 +101,45 @@ def test_label_propagation_matches_the_closed_form_with_class_mass_normalization
     y[[0, 1, 2], [0, 0, 1]] = 1
     scores = np.clip(np.linalg.solve(np.eye(40) - 0.9 * d[:, None] * w * d[None, :], y), 0, None)
     share = np.array([2.0 + 10, 1.0 + 10, 0.0 + 10]) / 33  # labeled counts + the pseudo-count
+    if pseudo_count == math.inf:
+        share = np.full(3, 1 / 3)  # equal classes, whatever the counts
     scores = (scores * share / scores.sum(0).clip(1e-30)) ** 2
     expected = np.where(
         scores.sum(1, keepdims=True) > 0, scores / scores.sum(1, keepdims=True).clip(1e-30), 1 / 3
     )
     assert np.allclose(out.numpy(), expected, atol=1e-4)
+
+
+def test_balance_weighs_each_labeled_class_equally_and_leaves_balanced_labels_alone() -> None:
+    labels = torch.tensor([0, 0, 0, 1])
+    assert torch.allclose(equal_class_weights(labels, 3), torch.tensor([4 / 6, 4 / 2, 0.0]))
+    # the weighted cross-entropy is then the mean over present classes of each class's mean loss
+    logits = torch.randn(4, 3, generator=torch.Generator().manual_seed(0))
+    each = torch.nn.functional.cross_entropy(logits, labels, reduction="none")
+    by_hand = (each[:3].mean() + each[3]) / 2
+    weighted = torch.nn.functional.cross_entropy(logits, labels, weight=equal_class_weights(labels, 3))
+    assert torch.allclose(weighted, by_hand)
+
+    gen = torch.Generator().manual_seed(1)
+    classes = torch.arange(60) % 2
+    images = (torch.rand(60, 1, 8, 8, generator=gen) * 60 + 150 * classes.view(-1, 1, 1, 1)).to(torch.uint8)
+    info = DataInfo("toy", ["dark", "bright"], 1, 8, (0.5,), (0.25,))
+
+    class Pixels(torch.nn.Flatten):
+        feature_dim = 64
+
+    def prepared(labeled: Split, balance: bool) -> FixMatch:
+        fixmatch = FixMatch(Pixels(), info, balance=balance)
+        fixmatch.prepare(images[10:], labeled)
+        return fixmatch
+
+    balanced, uneven = Split(images[:4], classes[:4]), Split(images[[0, 2, 4, 1]], classes[[0, 2, 4, 1]])
+    on, off = prepared(balanced, True), prepared(balanced, False)
+    assert torch.equal(on.class_weight, torch.ones(2)) and off.class_weight is None
+    assert torch.equal(on.graph_prior, off.graph_prior)
+    on, off = prepared(uneven, True), prepared(uneven, False)
+    assert torch.allclose(on.class_weight, torch.tensor([4 / 6, 2.0]))
+    assert on.graph_prior[:, 1].sum() > off.graph_prior[:, 1].sum()  # the rarer label's class not shrunk
 
 
 def test_label_propagation_reaches_further_when_labels_are_few() -> None:

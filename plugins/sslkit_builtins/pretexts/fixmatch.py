@@ -11,6 +11,14 @@ What the run saves and evaluates is an exponential moving average of the weights
 ReMixMatch's distribution alignment (pseudo-label probabilities rescaled by the labeled class prior over the
 running mean of the predictions).
 
+``balance=true`` (the default) does not take the labeled set's class counts for the pool's: each class weighs the
+same in the supervised loss (weights ``n / (classes * count)``) and in the graph prior's class masses (and in
+``align``'s target). Labels a selector chose say which images were typical, not how common each class is: on
+Fashion-MNIST, 100 labels chosen by ``--select auto`` (6 T-shirts, 13-15 shirts a draw) trained with the counts
+over-called shirts 1.5-2x and reached 0.786 (draws 0, 1); balanced, 0.811 (docs/benchmarks.md). Balanced labels are
+unaffected. ``balance=false`` uses the counts (plus ``CLASS_PSEUDO_COUNT`` a class): for labels drawn at random from
+a pool whose classes really are unequal.
+
 ``graph="pixels"`` (the default) multiplies each weak-view prediction by a prior that does not drift with the
 network: label propagation (Zhou et al. 2004) from the labeled images over a k-nearest-neighbour graph of the
 pool's pixels (their top principal components), solved to convergence and class-mass normalized (Zhu et al.
@@ -55,10 +63,10 @@ GRAPH_NEIGHBOURS = 10
 FEW_LABELS_PER_CLASS = 2  # at most this many per class on average: the far-reaching diffusion
 FAR_DIFFUSION = (0.999, 3.0)
 NEAR_DIFFUSION = (0.99, 1.0)
-# the class masses: the labeled counts plus this many per class (a Dirichlet prior towards equal classes). Chosen on
-# MNIST's pool labeled by propagation from unbalanced picks (random seeds 0-2, typiclust's 20 picks of seed 0):
-# with one per class, 20 typiclust picks (1 to 4 a class) 0.74 right, with 10 per class 0.92; random picks
-# 0.62 / 0.36 / 0.38 against 0.66 / 0.52 / 0.56. Balanced labels are unaffected.
+# balance=false: the class masses are the labeled counts plus this many per class (a Dirichlet prior towards equal
+# classes). Chosen on MNIST's pool labeled by propagation from unbalanced picks (random seeds 0-2, typiclust's 20
+# picks of seed 0): with one per class, 20 typiclust picks (1 to 4 a class) 0.74 right, with 10 per class 0.92;
+# random picks 0.62 / 0.36 / 0.38 against 0.66 / 0.52 / 0.56. Balanced labels are unaffected.
 CLASS_PSEUDO_COUNT = 10.0
 
 # ------------------------------------------------------------------------------------------ losses
@@ -90,6 +98,14 @@ def with_prior(probs: Tensor, prior: Tensor) -> Tensor:
     return torch.where(total > 0, joint / total.clamp_min(1e-30), torch.full_like(joint, 1 / joint.shape[1]))
 
 
+def equal_class_weights(labels: Tensor, num_classes: int) -> Tensor:
+    """Cross-entropy weights under which every class present in ``labels`` counts the same: ``n / (present classes *
+    count)``, so balanced labels weigh 1 each (0 for an absent class, which is never a target)."""
+    counts = torch.bincount(labels, minlength=num_classes).float()
+    present = counts > 0
+    return torch.where(present, len(labels) / (present.sum() * counts.clamp_min(1)), torch.zeros(()))
+
+
 # ------------------------------------------------------------------------------------------ graph prior
 
 
@@ -106,8 +122,8 @@ def propagate_labels(
     class mass normalization (Zhu et al. 2003). Edge weights are cosine similarities cubed (Iscen et al. 2019),
     symmetrically normalized to ``S``; the scores ``F = (I - alpha S)^-1 Y`` (solved to convergence by conjugate
     gradients) from the one-hot ``Y`` of the nodes with ``labels >= 0``; each class's column scaled to the
-    labeled class share (``pseudo_count`` added to each class's count), raised to ``power`` and each row
-    normalized. ``alpha`` and ``power`` not given follow the labels per class: ``FAR_DIFFUSION`` up to
+    labeled class share (``pseudo_count`` added to each class's count; ``inf``: equal shares), raised to ``power``
+    and each row normalized. ``alpha`` and ``power`` not given follow the labels per class: ``FAR_DIFFUSION`` up to
     ``FEW_LABELS_PER_CLASS``, else ``NEAR_DIFFUSION``. Returns each node's class distribution (uniform where no
     label reaches it).
 
@@ -138,7 +154,9 @@ def propagate_labels(
     seeds[known.nonzero()[0], labels[known].numpy()] = 1
     scores = np.stack([cg(system, seeds[:, c], rtol=1e-6, maxiter=1000)[0] for c in range(num_classes)], 1)
     scores = torch.from_numpy(scores).float().clamp_min(0)
-    share = torch.from_numpy(seeds.sum(0)).float() + pseudo_count
+    share = torch.ones(num_classes)
+    if np.isfinite(pseudo_count):
+        share = torch.from_numpy(seeds.sum(0)).float() + pseudo_count
     scores = scores * (share / share.sum()) / scores.sum(0).clamp_min(1e-30)
     return with_prior(scores.pow(power), torch.ones(num_classes))
 
@@ -187,6 +205,7 @@ class FixMatch(Pretext):
         strong_ops: int = 2,
         cutout: float = 0.25,
         graph: str = "pixels",
+        balance: bool = True,
     ) -> None:
         if info.multilabel:
             raise UsageError("fixmatch needs single-label data; this dataset is multi-label")
@@ -216,17 +235,22 @@ class FixMatch(Pretext):
         self.student = student
         self.classifier = average["classifier"]
         self.threshold, self.mu, self.lambda_u, self.ema = threshold, mu, lambda_u, ema
-        self.align, self.strong_ops, self.graph = align, strong_ops, graph
+        self.align, self.strong_ops, self.graph, self.balance = align, strong_ops, graph, balance
         self.graph_prior: Tensor | None = None  # (pool, classes), from prepare(); recomputed on resume
+        self.class_weight: Tensor | None = None  # the supervised loss's, from prepare() where balance is on
         self.cutout_size = round(cutout * info.image_size)
         self.register_buffer("prediction_mean", torch.full((info.num_classes,), 1 / info.num_classes))
         self.register_buffer("average_steps", torch.zeros((), dtype=torch.long))
 
     def prepare(self, pool: Tensor, labeled: Split | None) -> None:
-        if self.graph == "none":
-            return
         if labeled is None or len(labeled) == 0:
             raise UsageError("fixmatch needs labeled images (--labels)")
+        if self.balance:
+            self.class_weight = equal_class_weights(labeled.labels, self.info.num_classes).to(
+                labeled.labels.device
+            )
+        if self.graph == "none":
+            return
         images = torch.cat([labeled.images.cpu(), pool.cpu()])
         embedding = pixel_embedding(images)
         if self.graph == "pixels+encoder":  # the starting encoder's features beside the pixels' components
@@ -234,7 +258,10 @@ class FixMatch(Pretext):
             features = F.normalize(features - features.mean(0), dim=1)
             embedding = F.normalize(torch.cat([embedding, features], 1), dim=1)
         labels = torch.cat([labeled.labels.cpu(), torch.full((len(pool),), -1, dtype=torch.long)])
-        prior = propagate_labels(embedding, labels, self.info.num_classes)[len(labeled) :]
+        pseudo_count = float("inf") if self.balance else CLASS_PSEUDO_COUNT
+        prior = propagate_labels(embedding, labels, self.info.num_classes, pseudo_count=pseudo_count)[
+            len(labeled) :
+        ]
         self.graph_prior = prior.to(pool.device)
 
     def labeled_batch_size(self, pool_batch: int) -> int:
@@ -253,12 +280,14 @@ class FixMatch(Pretext):
         logits = self.student["classifier"](self.student["encoder"](self.info.normalize(views))).float()
         n, m = len(labeled), len(pool)
         labeled_logits, weak_logits, strong_logits = logits[:n], logits[n : n + m], logits[n + m :]
-        supervised = F.cross_entropy(labeled_logits, batch.labels)
+        supervised = F.cross_entropy(labeled_logits, batch.labels, weight=self.class_weight)
         with torch.no_grad():
             probs = weak_logits.softmax(1)
             if self.align:
                 self.prediction_mean.lerp_(probs.mean(0), 0.001)
-                prior = torch.bincount(batch.labels, minlength=self.info.num_classes).float() + 1
+                prior = torch.ones(self.info.num_classes, device=probs.device)
+                if not self.balance:
+                    prior = torch.bincount(batch.labels, minlength=self.info.num_classes).float() + 1
                 probs = align_distribution(probs, prior / prior.sum(), self.prediction_mean)
             if self.graph != "none":
                 if self.graph_prior is None or batch.index is None:
