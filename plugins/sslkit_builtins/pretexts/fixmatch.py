@@ -32,6 +32,7 @@ run that starts from a pretrained encoder (a recipe's pretraining stage, or ``--
 from __future__ import annotations
 
 import copy
+import math
 
 import faiss
 import numpy as np
@@ -117,16 +118,16 @@ def propagate_labels(
     neighbours: int = GRAPH_NEIGHBOURS,
     alpha: float | None = None,
     power: float | None = None,
-    pseudo_count: float = CLASS_PSEUDO_COUNT,
+    pseudo_count: float = math.inf,
 ) -> Tensor:
     """Label propagation (Zhou et al. 2004) over the symmetric k-NN graph of unit vectors ``embedding``, with
     class mass normalization (Zhu et al. 2003). Edge weights are cosine similarities cubed (Iscen et al. 2019),
     symmetrically normalized to ``S``; the scores ``F = (I - alpha S)^-1 Y`` (solved to convergence by conjugate
-    gradients) from the one-hot ``Y`` of the nodes with ``labels >= 0``; each class's column scaled to the
-    labeled class share (``pseudo_count`` added to each class's count; ``inf``: equal shares), raised to ``power``
-    and each row normalized. ``alpha`` and ``power`` not given follow the labels per class: ``FAR_DIFFUSION`` up to
-    ``FEW_LABELS_PER_CLASS``, else ``NEAR_DIFFUSION``. Returns each node's class distribution (uniform where no
-    label reaches it).
+    gradients) from the one-hot ``Y`` of the nodes with ``labels >= 0``; each class's column scaled to its share:
+    equal shares by default (``inf``, fixmatch's ``balance``), else the labeled count plus ``pseudo_count``; raised
+    to ``power`` and each row normalized. ``alpha`` and ``power`` not given follow the labels per class:
+    ``FAR_DIFFUSION`` up to ``FEW_LABELS_PER_CLASS``, else ``NEAR_DIFFUSION``. Returns each node's class
+    distribution (uniform where no label reaches it).
 
     Converged and mass-normalized, the prior is right far from the labels too: on MNIST's 60,000 training images
     from ten labels (one per class, typiclust's picks) 0.86 of the nodes, where 20 steps without the normalization
@@ -259,7 +260,7 @@ class FixMatch(Pretext):
             features = F.normalize(features - features.mean(0), dim=1)
             embedding = F.normalize(torch.cat([embedding, features], 1), dim=1)
         labels = torch.cat([labeled.labels.cpu(), torch.full((len(pool),), -1, dtype=torch.long)])
-        pseudo_count = float("inf") if self.balance else CLASS_PSEUDO_COUNT
+        pseudo_count = math.inf if self.balance else CLASS_PSEUDO_COUNT
         prior = propagate_labels(embedding, labels, self.info.num_classes, pseudo_count=pseudo_count)[
             len(labeled) :
         ]
