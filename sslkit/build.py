@@ -145,11 +145,12 @@ def load_data(registry: Registry, cfg: RunConfig, record: dict[str, Any] | None 
         raise UsageError(
             f"--labels {count} asks for more than the {len(train)} labeled images the data brings"
         )
-    picks = (record or {}).get("data", {}).get("selected")
+    recorded = (record or {}).get("data", {})
     if cfg.select is None:
         budget = split_budget(train.labels, count, cfg.seed, cfg.labels_per_class)
-    elif picks is not None:
-        budget = LabelBudget.of(torch.tensor(picks), len(train))
+    elif "selected" in recorded:
+        bundle.record.update({key: recorded[key] for key in SELECTION_RECORD if key in recorded})
+        budget = LabelBudget.of(torch.tensor(recorded["selected"]), len(train))
     else:
         budget = selected_budget(registry, cfg, bundle, count)
     pool = train.images[budget.unlabeled]
@@ -165,6 +166,10 @@ def load_data(registry: Registry, cfg: RunConfig, record: dict[str, Any] | None 
         pool, names = pool[keep], [names[i] for i in keep.tolist()]
     labels = "all" if count is None else count
     return Data(bundle, train.subset(budget.labeled), pool, budget.digest, labels, names, labeled_names)
+
+
+# what --select adds to config.json's "data" (selected_budget), carried over where recorded picks are reused
+SELECTION_RECORD = ("selected_by", "classes_seen", "selected", "selected_rounds")
 
 
 def selected_budget(

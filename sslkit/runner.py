@@ -73,13 +73,17 @@ def _run(
     quiet: bool,
     run_dir: Path | None,
     device: torch.device,
+    chosen: dict[str, Any] | None = None,
 ) -> RunResult:
     """One run, stage by stage: :func:`settle` the config on the data, build the model, open the directory and
     :func:`write_record`, the recipe's :func:`run_stage`, :func:`pretrain`, save the encoder, :func:`assess`
-    (evaluators, the classifier kept, the pool's predictions, baselines), :func:`publish`."""
+    (evaluators, the classifier kept, the pool's predictions, baselines), :func:`publish`. ``chosen``: a record
+    whose ``--select`` picks this run takes instead of choosing again (a resumed run's own, a stage's parent's)."""
     torch.manual_seed(cfg.seed)
     rank0 = dist.rank() == 0
-    data = build.load_data(registry, cfg)
+    if chosen is None and resume is not None:
+        chosen = rundir.read_run_config(resume)
+    data = build.load_data(registry, cfg, chosen)
     cfg = settle(registry, cfg, data, resume)
     stage = build.pretrain_stage(registry, cfg)
     pretext = build.build_model(registry, cfg, data.info, Path(cfg.init) if cfg.init else None)
@@ -92,7 +96,7 @@ def _run(
         if resume is None and rank0:
             write_record(run_dir, cfg, data, schedule, device, amp)
         if stage is not None:
-            stage_dir = run_stage(stage, registry, quiet, run_dir, device)
+            stage_dir = run_stage(stage, registry, quiet, run_dir, device, {"data": data.bundle.record})
             pretext = build.build_model(registry, cfg, data.info, stage_dir)
             if rank0:
                 record = rundir.read_run_config(run_dir)
@@ -230,14 +234,22 @@ def publish(
     write_run_report(run_dir, cfg.tsne_points, quiet, held)
 
 
-def run_stage(stage: RunConfig, registry: Registry, quiet: bool, run_dir: Path, device: torch.device) -> Path:
-    """Run (or resume, or find finished) the recipe's pretraining stage in ``run_dir/pretrain``; its directory."""
+def run_stage(
+    stage: RunConfig,
+    registry: Registry,
+    quiet: bool,
+    run_dir: Path,
+    device: torch.device,
+    chosen: dict[str, Any],
+) -> Path:
+    """Run (or resume, or find finished) the recipe's pretraining stage in ``run_dir/pretrain``, on the labels
+    ``chosen`` records (the run's own); its directory."""
     stage_dir = run_dir / rundir.PRETRAIN
     if rundir.status(stage_dir) != "finished":
         if not quiet:
             log(f"[bold]pretraining stage[/]: {stage.pretext}, {stage.epochs} epoch(s), in {stage_dir}")
         resume = stage_dir if (stage_dir / rundir.CONFIG).exists() else None
-        _run(stage, resume, registry, quiet, stage_dir, device)
+        _run(stage, resume, registry, quiet, stage_dir, device, chosen)
     return stage_dir
 
 

@@ -411,3 +411,39 @@ def test_the_recipes_pretraining_stage_runs_first_is_recorded_and_resumes(
     run_dir = _only_run(tmp_path / "b")
     assert not (run_dir / "pretrain").exists()
     assert json.loads((run_dir / "config.json").read_text())["init"] is None
+
+
+def test_a_selected_run_chooses_once_for_its_stage_and_its_resume(
+    data_root: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """--select with a pretraining stage: the stage trains on the run's picks, and a resumed run takes its recorded
+    picks; neither chooses again (on 60,000 images a choice takes half a minute)."""
+    from sslkit import build, labeling
+
+    chosen = []
+    real = build.selected_budget
+    monkeypatch.setattr(build, "selected_budget", lambda *a: chosen.append(1) or real(*a))
+    # random picks read no embedding: skip computing one
+    monkeypatch.setattr(labeling, "selection_space", lambda images, *a, **k: torch.zeros(len(images), 2))
+    argv = ["run", "--data", "fashion-mnist", "--data-root", str(data_root), "--no-download", "--epochs", "0"]
+    argv += ["--labels", "20", "--select", "random", "--pool-size", "256", "--eval", "linear"]
+    argv += [
+        "--eval-opt",
+        "linear.c_grid=[1.0]",
+        "--no-baselines",
+        "--tsne-points",
+        "0",
+        "--out",
+        str(tmp_path / "r"),
+    ]
+    assert main(argv) == 0
+    run_dir = _only_run(tmp_path / "r")
+    data = json.loads((run_dir / "config.json").read_text())["data"]
+    stage_data = json.loads((run_dir / "pretrain" / "config.json").read_text())["data"]
+    assert len(chosen) == 1 and len(data["selected"]) == 20
+    assert {k: stage_data[k] for k in build.SELECTION_RECORD} == {k: data[k] for k in build.SELECTION_RECORD}
+    assert stage_data["labels_sha256"] == data["labels_sha256"]
+    (run_dir / "results.json").unlink()
+    assert main(["run", "--resume", str(run_dir)]) == 0
+    assert len(chosen) == 1 and (run_dir / "results.json").exists()
+    assert capsys.readouterr().err.count("selecting 20 images") == 1
