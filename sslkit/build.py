@@ -182,7 +182,7 @@ def selected_budget(
     (e.g. a label-free one). When that run itself selected, this run is its next round: its picks stay labeled
     and the rest of ``count`` is chosen with its features and its classifier's probabilities (where the model is
     unsure and the pool is dense), as ``sslkit suggest`` does for a person."""
-    from sslkit.labeling import choose, selection_space
+    from sslkit.labeling import choose_with_run
 
     if bundle.labels_given or cfg.labels_per_class is not None or not count:
         raise UsageError(
@@ -191,7 +191,6 @@ def selected_budget(
         )
     images = bundle.train.images
     earlier, rounds = torch.zeros(0, dtype=torch.int64), []
-    features = probabilities = None
     source = cfg.select_from
     before = rundir.read_run_config(Path(source)).get("data", {}) if source else {}
     if "selected" in before:
@@ -205,10 +204,16 @@ def selected_budget(
         log(f"round {len(rounds) + 1}: the {len(earlier)} images {source} labeled stay")
     seen_by = f"the pixels and {source}'s features" if source else "the pool's pixels"
     log(f"selecting {count - len(earlier)} images to label with {cfg.select} ({seen_by}; no label is read)")
-    if source:
-        features, probabilities = run_view(registry, Path(source), images, resolve_device(cfg.device))
-    space = selection_space(images, features, label_free=probabilities is None)
-    name, new = choose(registry, cfg.select, space, count - len(earlier), earlier, probabilities, cfg.seed)
+    name, new, _ = choose_with_run(
+        registry,
+        cfg.select,
+        images,
+        Path(source) if source else None,
+        count - len(earlier),
+        earlier,
+        cfg.seed,
+        resolve_device(cfg.device),
+    )
     picks = torch.cat([earlier, new]).sort().values
     seen = len(torch.unique(bundle.train.labels[picks])) if bundle.train.labels.ndim == 1 else None
     bundle.record.update(

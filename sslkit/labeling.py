@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import io
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -67,6 +68,30 @@ def choose(
     ctx = SelectionContext(embedding, n, labeled, probabilities, seed)
     picks = torch.as_tensor(selector.select(ctx), dtype=torch.int64).sort().values
     return name, picks
+
+
+def choose_with_run(
+    registry: Registry,
+    strategy: str,
+    images: Tensor,
+    run_dir: Path | None,
+    n: int,
+    labeled: Tensor,
+    seed: int,
+    device: torch.device,
+) -> tuple[str, Tensor, Tensor | None]:
+    """:func:`choose` among uint8 ``images`` in the :func:`selection_space` of their pixels and ``run_dir``'s
+    encoder features (the pixels alone without a run), weighed by its classifier's probabilities where it kept
+    one (a later round; its features then weigh fully). Returns the strategy's name, the picks and those
+    probabilities (None without a classifier)."""
+    from sslkit.build import run_view
+
+    features = probabilities = None
+    if run_dir is not None:
+        features, probabilities = run_view(registry, run_dir, images, device)
+    space = selection_space(images, features, label_free=probabilities is None)
+    name, picks = choose(registry, strategy, space, n, labeled, probabilities, seed)
+    return name, picks, probabilities
 
 
 def thumbnail(image: Tensor, side: int = 96) -> str:

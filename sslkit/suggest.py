@@ -12,7 +12,7 @@ import torch
 
 from sslkit import build, rundir
 from sslkit.errors import UsageError
-from sslkit.labeling import choose, contact_sheet, selection_space
+from sslkit.labeling import choose_with_run, contact_sheet
 from sslkit.registry import load_registry
 from sslkit.util import atomic_write_text, log
 
@@ -32,11 +32,16 @@ def suggest(
         )
     images = torch.cat([data.labeled.images, data.pool])
     log(f"embedding {len(images):,} images (pixels and the run's features, spectral)")
-    features, probabilities = build.run_view(registry, run_dir, images, build.resolve_device(device))
-    space = selection_space(images, features, label_free=probabilities is None)
     labeled = torch.arange(len(data.labeled))
-    name, picks = choose(
-        registry, strategy, space, n, labeled, probabilities, cfg.seed if seed is None else seed
+    name, picks, probabilities = choose_with_run(
+        registry,
+        strategy,
+        images,
+        run_dir,
+        n,
+        labeled,
+        cfg.seed if seed is None else seed,
+        build.resolve_device(device),
     )
     picks_in_pool = picks - len(data.labeled)  # the picks never include a labeled image
     classes = data.info.classes
