@@ -167,12 +167,25 @@ class Registry:
             out[key] = check_value(value, entry.options[key].type, f"{kind} option {entry.name}.{key}")
         return out
 
+    def settings(self, kind: Kind, name: str, given: dict[str, Any]) -> dict[str, Any]:
+        """Every option ``kind``/``name`` is built with: its defaults, then ``given`` (checked), as a run's record
+        keeps them (so that a later change of a default shows between two runs)."""
+        defaults = {key: option.default for key, option in self.get(kind, name).options.items()}
+        return {**defaults, **self.arguments(kind, name, given)}
+
+    def arguments(self, kind: Kind, name: str, given: dict[str, Any]) -> dict[str, Any]:
+        """The options the factory of ``kind``/``name`` receives: ``given``, checked, and the part of a prefixed
+        name after its colon (``timm:resnet18``) as the component's ``prefix_option``."""
+        entry = self.get(kind, name)
+        opts = self.check_options(kind, name, given)
+        if entry.component.prefix_option and name != entry.name:
+            opts[entry.component.prefix_option] = name.partition(":")[2]
+        return opts
+
     def build(self, kind: Kind, name: str, *args: Any, options: dict[str, Any] | None = None) -> Any:
         """Call the factory of ``kind``/``name`` with checked ``options``."""
         entry = self.get(kind, name)
-        opts = self.check_options(kind, name, options or {})
-        if entry.component.prefix_option and name != entry.name:
-            opts[entry.component.prefix_option] = name.partition(":")[2]
+        opts = self.arguments(kind, name, options or {})
         try:
             return entry.component.factory(*args, **opts)
         except (ValueError, RuntimeError) as exc:

@@ -173,7 +173,8 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 
 def write_json(path: Path, value: dict[str, Any]) -> None:
-    atomic_write_text(path, json.dumps(value, indent=2))
+    # repr for what JSON cannot hold (a plugin option's default that is a Path, say) rather than no record at all
+    atomic_write_text(path, json.dumps(value, indent=2, default=repr))
 
 
 def read_run_config(run_dir: Path) -> dict[str, Any]:

@@ -94,7 +94,7 @@ def _run(
     amp = build.amp_dtype(cfg, device, training=True)
     with rundir.locked(run_dir) if rank0 else contextlib.nullcontext():
         if resume is None and rank0:
-            write_record(run_dir, cfg, data, schedule, device, amp)
+            write_record(run_dir, cfg, data, schedule, device, amp, registry)
         if stage is not None:
             stage_dir = run_stage(stage, registry, quiet, run_dir, device, {"data": data.bundle.record})
             pretext = build.build_model(registry, cfg, data.info, stage_dir)
@@ -151,11 +151,21 @@ def write_record(
     schedule: Schedule,
     device: torch.device,
     amp: torch.dtype | None,
+    registry: Registry,
 ) -> None:
-    """``config.json``: the settings, the schedule, where the data and every label came from, provenance and the
-    environment."""
+    """``config.json``: the settings (and every option each component was built with, defaults included), the
+    schedule, where the data and every label came from, provenance and the environment."""
     record = {
         "config": cfg.to_dict(),
+        "options": {
+            "data": registry.settings("dataset", cfg.data, cfg.data_options),
+            "pretext": registry.settings("pretext", cfg.pretext, cfg.pretext_options),
+            "encoder": registry.settings("encoder", cfg.encoder, cfg.encoder_options),
+            "eval": {
+                name: registry.settings("evaluator", name, cfg.eval_options.get(name, {}))
+                for name in cfg.eval
+            },
+        },
         "schedule": schedule.__dict__,
         "data": {
             "train": len(data.bundle.train),

@@ -37,6 +37,10 @@ def test_the_python_api_runs_what_the_command_line_runs(result: sslkit.RunResult
     assert result.results["linear"]["accuracy"] > 0.5
     saved = json.loads((result.run_dir / "config.json").read_text())
     assert saved["config"]["pretext"] == "fixmatch" and saved["config"]["epochs"] == 2
+    # every option the run was built with, defaults included: a later change of a default shows between runs
+    options = saved["options"]
+    assert options["pretext"]["threshold"] == 0.95 and options["pretext"]["balance"] is True
+    assert options["eval"]["linear"]["c_grid"] == [0.1, 1.0] and "data" in options and "encoder" in options
     assert set(result.baselines) == {"random_init", "pixels"}
 
 
