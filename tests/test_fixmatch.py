@@ -15,6 +15,7 @@ from sslkit_builtins.pretexts.fixmatch import (
     NEAR_DIFFUSION,
     FixMatch,
     align_distribution,
+    class_shares,
     consistency_loss,
     equal_class_weights,
     propagate_labels,
@@ -80,13 +81,14 @@ def test_label_propagation_follows_the_chain_not_the_nearest_label() -> None:
     assert nearest_label[18] == 1  # what a nearest-labeled-image rule would say
 
 
-@pytest.mark.parametrize("pseudo_count", [10.0, math.inf])
-def test_label_propagation_matches_the_closed_form_with_class_mass_normalization(pseudo_count: float) -> None:
+@pytest.mark.parametrize("balance", [False, True])
+def test_label_propagation_matches_the_closed_form_with_class_mass_normalization(balance: bool) -> None:
     gen = torch.Generator().manual_seed(3)
     points = torch.nn.functional.normalize(torch.randn(40, 5, generator=gen), dim=1)
     labels = torch.full((40,), -1)
     labels[[0, 1, 2]] = torch.tensor([0, 0, 1])  # class 0 twice, class 1 once, class 2 never
-    out = propagate_labels(points, labels, 3, neighbours=4, alpha=0.9, power=2.0, pseudo_count=pseudo_count)
+    shares = class_shares(labels[:3], 3, balance)
+    out = propagate_labels(points, labels, 3, neighbours=4, alpha=0.9, power=2.0, shares=shares)
     # by hand, densely: the 4 nearest others by cosine, weights cos^3 (negative ones 0), W + W^T, D^-1/2 W D^-1/2
     x = points.double().numpy()
     sim = x @ x.T
@@ -101,8 +103,9 @@ def test_label_propagation_matches_the_closed_form_with_class_mass_normalization
     y[[0, 1, 2], [0, 0, 1]] = 1
     scores = np.clip(np.linalg.solve(np.eye(40) - 0.9 * d[:, None] * w * d[None, :], y), 0, None)
     share = np.array([2.0 + 10, 1.0 + 10, 0.0 + 10]) / 33  # labeled counts + the pseudo-count
-    if pseudo_count == math.inf:
+    if balance:
         share = np.full(3, 1 / 3)  # equal classes, whatever the counts
+    assert np.allclose(shares.numpy(), share)
     scores = (scores * share / scores.sum(0).clip(1e-30)) ** 2
     expected = np.where(
         scores.sum(1, keepdims=True) > 0, scores / scores.sum(1, keepdims=True).clip(1e-30), 1 / 3
@@ -136,7 +139,7 @@ def test_balance_weighs_each_labeled_class_equally_and_leaves_balanced_labels_al
     balanced, uneven = Split(images[:4], classes[:4]), Split(images[[0, 2, 4, 1]], classes[[0, 2, 4, 1]])
     on, off = prepared(balanced, True), prepared(balanced, False)
     assert torch.equal(on.class_weight, torch.ones(2)) and off.class_weight is None
-    assert torch.equal(on.graph_prior, off.graph_prior)
+    assert torch.equal(on.graph_prior, off.graph_prior) and torch.equal(on.pool_shares, off.pool_shares)
     on, off = prepared(uneven, True), prepared(uneven, False)
     assert torch.allclose(on.class_weight, torch.tensor([4 / 6, 2.0]))
     assert on.graph_prior[:, 1].sum() > off.graph_prior[:, 1].sum()  # the rarer label's class not shrunk

@@ -8,8 +8,8 @@ through the network together, so batch norm sees labeled and pool images alike.
 
 What the run saves and evaluates is an exponential moving average of the weights (batch-norm statistics copied):
 ``self.encoder`` is that average, ``self.student`` the network the optimizer trains. ``align=true`` adds
-ReMixMatch's distribution alignment (pseudo-label probabilities rescaled by the labeled class prior over the
-running mean of the predictions).
+ReMixMatch's distribution alignment (pseudo-label probabilities rescaled by the classes' assumed shares of the pool,
+:func:`class_shares`, over the running mean of the predictions).
 
 ``balance=true`` (the default) does not take the labeled set's class counts for the pool's: each class weighs the
 same in the supervised loss (weights ``n / (classes * count)``) and in the graph prior's class masses (and in
@@ -17,8 +17,8 @@ same in the supervised loss (weights ``n / (classes * count)``) and in the graph
 Fashion-MNIST, 100 labels chosen by ``--select auto`` (6 T-shirts, 13-15 shirts a draw) trained with the counts
 over-called shirts 1.5-2x and reached 0.786 (draws 0, 1); with balance 0.811 on those picks, 0.827 on draw 3; MNIST's
 chosen and random picks unchanged (docs/benchmarks.md#which-images-to-label). Balanced labels are unaffected.
-``balance=false`` uses the counts (plus ``CLASS_PSEUDO_COUNT`` a class): for labels drawn at random from a pool
-whose classes really are unequal.
+``balance=false`` uses the counts (plus ``CLASS_PSEUDO_COUNT`` a class, for the prior's masses and ``align``'s
+target alike): for labels drawn at random from a pool whose classes really are unequal.
 
 ``graph="pixels"`` (the default) multiplies each weak-view prediction by a prior that does not drift with the
 network: label propagation (Zhou et al. 2004) from the labeled images over a k-nearest-neighbour graph of the
@@ -32,7 +32,6 @@ run that starts from a pretrained encoder (a recipe's pretraining stage, or ``--
 from __future__ import annotations
 
 import copy
-import math
 
 import faiss
 import numpy as np
@@ -100,6 +99,15 @@ def with_prior(probs: Tensor, prior: Tensor) -> Tensor:
     return torch.where(total > 0, joint / total.clamp_min(1e-30), torch.full_like(joint, 1 / joint.shape[1]))
 
 
+def class_shares(labels: Tensor, num_classes: int, balance: bool) -> Tensor:
+    """The pool's class shares as fixmatch assumes them, summing to 1: equal under ``balance``, else the labeled
+    counts plus ``CLASS_PSEUDO_COUNT`` a class. They set the graph prior's class masses and ``align``'s target."""
+    if balance:
+        return torch.full((num_classes,), 1 / num_classes)
+    counts = torch.bincount(labels.cpu(), minlength=num_classes).float() + CLASS_PSEUDO_COUNT
+    return counts / counts.sum()
+
+
 def equal_class_weights(labels: Tensor, num_classes: int) -> Tensor:
     """Cross-entropy weights under which every class present in ``labels`` counts the same: ``n / (present classes *
     count)``, so balanced labels weigh 1 each (0 for an absent class, which is never a target)."""
@@ -118,14 +126,14 @@ def propagate_labels(
     neighbours: int = GRAPH_NEIGHBOURS,
     alpha: float | None = None,
     power: float | None = None,
-    pseudo_count: float = math.inf,
+    shares: Tensor | None = None,
 ) -> Tensor:
     """Label propagation (Zhou et al. 2004) over the symmetric k-NN graph of unit vectors ``embedding``, with
     class mass normalization (Zhu et al. 2003). Edge weights are cosine similarities cubed (Iscen et al. 2019),
     symmetrically normalized to ``S``; the scores ``F = (I - alpha S)^-1 Y`` (solved to convergence by conjugate
-    gradients) from the one-hot ``Y`` of the nodes with ``labels >= 0``; each class's column scaled to its share:
-    equal shares by default (``inf``, fixmatch's ``balance``), else the labeled count plus ``pseudo_count``; raised
-    to ``power`` and each row normalized. ``alpha`` and ``power`` not given follow the labels per class:
+    gradients) from the one-hot ``Y`` of the nodes with ``labels >= 0``; each class's column scaled to its
+    ``shares`` entry (equal shares where None; fixmatch passes :func:`class_shares`), raised to ``power`` and each
+    row normalized. ``alpha`` and ``power`` not given follow the labels per class:
     ``FAR_DIFFUSION`` up to ``FEW_LABELS_PER_CLASS``, else ``NEAR_DIFFUSION``. Returns each node's class
     distribution (uniform where no label reaches it).
 
@@ -156,9 +164,7 @@ def propagate_labels(
     seeds[known.nonzero()[0], labels[known].numpy()] = 1
     scores = np.stack([cg(system, seeds[:, c], rtol=1e-6, maxiter=1000)[0] for c in range(num_classes)], 1)
     scores = torch.from_numpy(scores).float().clamp_min(0)
-    share = torch.ones(num_classes)
-    if np.isfinite(pseudo_count):
-        share = torch.from_numpy(seeds.sum(0)).float() + pseudo_count
+    share = torch.ones(num_classes) if shares is None else shares.float().cpu()
     scores = scores * (share / share.sum()) / scores.sum(0).clamp_min(1e-30)
     return with_prior(scores.pow(power), torch.ones(num_classes))
 
@@ -240,6 +246,7 @@ class FixMatch(Pretext):
         self.align, self.strong_ops, self.graph, self.balance = align, strong_ops, graph, balance
         self.graph_prior: Tensor | None = None  # (pool, classes), from prepare(); recomputed on resume
         self.class_weight: Tensor | None = None  # the supervised loss's, from prepare() where balance is on
+        self.pool_shares: Tensor | None = None  # the classes' assumed shares of the pool, from prepare()
         self.cutout_size = round(cutout * info.image_size)
         self.register_buffer("prediction_mean", torch.full((info.num_classes,), 1 / info.num_classes))
         self.register_buffer("average_steps", torch.zeros((), dtype=torch.long))
@@ -247,10 +254,10 @@ class FixMatch(Pretext):
     def prepare(self, pool: Tensor, labeled: Split | None) -> None:
         if labeled is None or len(labeled) == 0:
             raise UsageError("fixmatch needs labeled images (--labels)")
+        num_classes = self.info.num_classes
         if self.balance:
-            self.class_weight = equal_class_weights(labeled.labels, self.info.num_classes).to(
-                labeled.labels.device
-            )
+            self.class_weight = equal_class_weights(labeled.labels, num_classes).to(labeled.labels.device)
+        self.pool_shares = class_shares(labeled.labels, num_classes, self.balance).to(labeled.labels.device)
         if self.graph == "none":
             return
         images = torch.cat([labeled.images.cpu(), pool.cpu()])
@@ -260,10 +267,7 @@ class FixMatch(Pretext):
             features = F.normalize(features - features.mean(0), dim=1)
             embedding = F.normalize(torch.cat([embedding, features], 1), dim=1)
         labels = torch.cat([labeled.labels.cpu(), torch.full((len(pool),), -1, dtype=torch.long)])
-        pseudo_count = math.inf if self.balance else CLASS_PSEUDO_COUNT
-        prior = propagate_labels(embedding, labels, self.info.num_classes, pseudo_count=pseudo_count)[
-            len(labeled) :
-        ]
+        prior = propagate_labels(embedding, labels, num_classes, shares=self.pool_shares)[len(labeled) :]
         self.graph_prior = prior.to(pool.device)
 
     def labeled_batch_size(self, pool_batch: int) -> int:
@@ -287,10 +291,9 @@ class FixMatch(Pretext):
             probs = weak_logits.softmax(1)
             if self.align:
                 self.prediction_mean.lerp_(probs.mean(0), 0.001)
-                prior = torch.ones(self.info.num_classes, device=probs.device)
-                if not self.balance:
-                    prior = torch.bincount(batch.labels, minlength=self.info.num_classes).float() + 1
-                probs = align_distribution(probs, prior / prior.sum(), self.prediction_mean)
+                if self.pool_shares is None:
+                    raise RuntimeError("fixmatch's alignment needs prepare() first")
+                probs = align_distribution(probs, self.pool_shares, self.prediction_mean)
             if self.graph != "none":
                 if self.graph_prior is None or batch.index is None:
                     raise RuntimeError(
