@@ -9,7 +9,7 @@ import pytest
 import torch
 from sslkit_builtins.selectors.probcover import ProbCover
 from sslkit_builtins.selectors.random_pick import RandomPick
-from sslkit_builtins.selectors.typiclust import TypiClust, kmeans_labels
+from sslkit_builtins.selectors.typiclust import UNSURE_FROM, TypiClust, kmeans_labels
 from torch import Tensor
 
 from sslkit import UsageError
@@ -119,6 +119,13 @@ def test_typiclust_weighs_by_uncertainty_when_probabilities_are_given(data) -> N
     assert TypiClust(weight="none").select(context(x, 10, probabilities=probabilities)).tolist() == plain
     # auto: under UNSURE_FROM labels per class (none here), typicality alone
     assert TypiClust().select(context(x, 10, probabilities=probabilities)).tolist() == plain
+    # from UNSURE_FROM labels per class on, auto weighs by the margins
+    labeled = np.flatnonzero(y != 0)[: UNSURE_FROM * probabilities.shape[1]].tolist()
+    auto, margin, none = (
+        TypiClust(weight=w).select(context(x, 10, labeled, probabilities)).tolist()
+        for w in ("auto", "margin", "none")
+    )
+    assert auto == margin != none
     with pytest.raises(UsageError, match="needs the classifier's probabilities"):
         TypiClust(weight="margin").select(context(x, 10))
 
