@@ -1,12 +1,12 @@
 """How well a second round's picks seed fixmatch's graph prior, without training: for a finished round-1 run of
-``sslkit run --data mnist --labels 5 --select auto``, the share of MNIST's training pool that label propagation
-(``fixmatch.propagate_labels`` on the pixels' graph, the prior fixmatch starts from) labels right from
+``sslkit run --data D --labels N --select auto`` (MNIST, Fashion-MNIST), the share of the training pool that label
+propagation (``fixmatch.propagate_labels`` on the pixels' graph, the prior fixmatch starts from) labels right from
 
-* one round of ten ``auto`` picks from the pixels (what ``--labels 10 --select auto`` labels),
-* round 1's five plus five chosen with its model (``--select-from ROUND1``), weighted by its uncertainty,
-* the same five chosen by typicality alone (``typiclust weight="none"``).
+* one round of 2N ``auto`` picks from the pixels (what ``--labels 2N --select auto`` labels),
+* round 1's N plus N chosen with its model (``--select-from ROUND1``), weighted by its uncertainty,
+* the same N chosen by typicality alone (``typiclust weight="none"``).
 
-Minutes instead of a training run per variant (one thread of machine E: about 2 minutes a seed).
+Minutes instead of a training run per variant (one thread of machine E: about 2 minutes a run).
 
     python benchmarks/rounds_prior.py runs/ROUND1_SEED0 runs/ROUND1_SEED1
 """
@@ -21,7 +21,7 @@ import torch
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("round1", nargs="+", type=Path, help="finished round-1 run directories (mnist, --select)")
+    p.add_argument("round1", nargs="+", type=Path, help="finished round-1 run directories (--select)")
     args = p.parse_args()
 
     from picks_prior import pool_labeled_right  # this script's folder is on sys.path
