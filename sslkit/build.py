@@ -182,7 +182,7 @@ def selected_budget(
     (e.g. a label-free one). When that run itself selected, this run is its next round: its picks stay labeled
     and the rest of ``count`` is chosen with its features and its classifier's probabilities (where the model is
     unsure and the pool is dense), as ``sslkit suggest`` does for a person."""
-    from sslkit.labeling import choose_with_run
+    from sslkit.labeling import choose_in_view
 
     if bundle.labels_given or cfg.labels_per_class is not None or not count:
         raise UsageError(
@@ -204,15 +204,11 @@ def selected_budget(
         log(f"round {len(rounds) + 1}: the {len(earlier)} images {source} labeled stay")
     seen_by = f"the pixels and {source}'s features" if source else "the pool's pixels"
     log(f"selecting {count - len(earlier)} images to label with {cfg.select} ({seen_by}; no label is read)")
-    name, new, _ = choose_with_run(
-        registry,
-        cfg.select,
-        images,
-        Path(source) if source else None,
-        count - len(earlier),
-        earlier,
-        cfg.seed,
-        resolve_device(cfg.device),
+    features = probabilities = None
+    if source:
+        features, probabilities = run_view(registry, Path(source), images, resolve_device(cfg.device))
+    name, new = choose_in_view(
+        registry, cfg.select, images, features, probabilities, count - len(earlier), earlier, cfg.seed
     )
     picks = torch.cat([earlier, new]).sort().values
     seen = len(torch.unique(bundle.train.labels[picks])) if bundle.train.labels.ndim == 1 else None

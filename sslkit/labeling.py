@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html
 import io
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -70,28 +69,21 @@ def choose(
     return name, picks
 
 
-def choose_with_run(
+def choose_in_view(
     registry: Registry,
     strategy: str,
     images: Tensor,
-    run_dir: Path | None,
+    features: Tensor | None,
+    probabilities: Tensor | None,
     n: int,
     labeled: Tensor,
     seed: int,
-    device: torch.device,
-) -> tuple[str, Tensor, Tensor | None]:
-    """:func:`choose` among uint8 ``images`` in the :func:`selection_space` of their pixels and ``run_dir``'s
-    encoder features (the pixels alone without a run), weighed by its classifier's probabilities where it kept
-    one (a later round; its features then weigh fully). Returns the strategy's name, the picks and those
-    probabilities (None without a classifier)."""
-    from sslkit.build import run_view
-
-    features = probabilities = None
-    if run_dir is not None:
-        features, probabilities = run_view(registry, run_dir, images, device)
+) -> tuple[str, Tensor]:
+    """:func:`choose` among uint8 ``images`` in the :func:`selection_space` of their pixels and a run's view of
+    them (``sslkit.build.run_view``: its encoder ``features``, None without a run, and its classifier's
+    ``probabilities``, None without one, which then weigh the choice and give the features their full weight)."""
     space = selection_space(images, features, label_free=probabilities is None)
-    name, picks = choose(registry, strategy, space, n, labeled, probabilities, seed)
-    return name, picks, probabilities
+    return choose(registry, strategy, space, n, labeled, probabilities, seed)
 
 
 def thumbnail(image: Tensor, side: int = 96) -> str:

@@ -12,7 +12,7 @@ import torch
 
 from sslkit import build, rundir
 from sslkit.errors import UsageError
-from sslkit.labeling import choose_with_run, contact_sheet
+from sslkit.labeling import choose_in_view, contact_sheet
 from sslkit.registry import load_registry
 from sslkit.util import atomic_write_text, log
 
@@ -32,17 +32,10 @@ def suggest(
         )
     images = torch.cat([data.labeled.images, data.pool])
     log(f"embedding {len(images):,} images (pixels and the run's features, spectral)")
+    features, probabilities = build.run_view(registry, run_dir, images, build.resolve_device(device))
     labeled = torch.arange(len(data.labeled))
-    name, picks, probabilities = choose_with_run(
-        registry,
-        strategy,
-        images,
-        run_dir,
-        n,
-        labeled,
-        cfg.seed if seed is None else seed,
-        build.resolve_device(device),
-    )
+    seed = cfg.seed if seed is None else seed
+    name, picks = choose_in_view(registry, strategy, images, features, probabilities, n, labeled, seed)
     picks_in_pool = picks - len(data.labeled)  # the picks never include a labeled image
     classes = data.info.classes
     known = [
