@@ -51,9 +51,10 @@ def choose(
     labeled: Tensor,
     probabilities: Tensor | None,
     seed: int,
+    labeled_classes: Tensor | None = None,
 ) -> tuple[str, Tensor]:
     """The strategy's name (``auto`` resolved) and its ``n`` picks among the rows of ``embedding`` not in
-    ``labeled``, sorted."""
+    ``labeled`` (of known ``labeled_classes``, where single-label), sorted."""
     name = AUTO_SELECTOR if strategy == "auto" else strategy
     selector = registry.build("selector", name)
     if getattr(selector, "needs_classifier", False) and probabilities is None:
@@ -64,7 +65,7 @@ def choose(
     available = len(embedding) - len(labeled)
     if not 0 < n <= available:
         raise UsageError(f"--n must be between 1 and the {available:,} unlabeled images, got {n}")
-    ctx = SelectionContext(embedding, n, labeled, probabilities, seed)
+    ctx = SelectionContext(embedding, n, labeled, probabilities, seed, labeled_classes)
     picks = torch.as_tensor(selector.select(ctx), dtype=torch.int64).sort().values
     return name, picks
 
@@ -78,12 +79,13 @@ def choose_in_view(
     n: int,
     labeled: Tensor,
     seed: int,
+    labeled_classes: Tensor | None = None,
 ) -> tuple[str, Tensor]:
     """:func:`choose` among uint8 ``images`` in the :func:`selection_space` of their pixels and a run's view of
     them (``sslkit.build.run_view``: its encoder ``features``, None without a run, and its classifier's
     ``probabilities``, None without one, which then weigh the choice and give the features their full weight)."""
     space = selection_space(images, features, label_free=probabilities is None)
-    return choose(registry, strategy, space, n, labeled, probabilities, seed)
+    return choose(registry, strategy, space, n, labeled, probabilities, seed, labeled_classes)
 
 
 def thumbnail(image: Tensor, side: int = 96) -> str:
