@@ -18,7 +18,7 @@ from torch.nn import functional as F
 
 from sslkit.embedding import AUTO_SELECTOR, pixel_embedding, spectral_embedding
 from sslkit.errors import UsageError
-from sslkit.interfaces import SelectionContext
+from sslkit.interfaces import SelectionContext, Selector
 from sslkit.registry import Registry
 from sslkit.report.plots import file_uri
 
@@ -55,6 +55,16 @@ def choose(
 ) -> tuple[str, Tensor]:
     """The strategy's name (``auto`` resolved) and its ``n`` picks among the rows of ``embedding`` not in
     ``labeled`` (of known ``labeled_classes``, where single-label), sorted."""
+    name, selector = checked_selector(registry, strategy, probabilities, len(embedding) - len(labeled), n)
+    ctx = SelectionContext(embedding, n, labeled, probabilities, seed, labeled_classes)
+    return name, torch.as_tensor(selector.select(ctx), dtype=torch.int64).sort().values
+
+
+def checked_selector(
+    registry: Registry, strategy: str, probabilities: Tensor | None, available: int, n: int
+) -> tuple[str, Selector]:
+    """The strategy's name (``auto`` resolved) and its selector, once it is known to be able to pick ``n`` of
+    the ``available`` unlabeled images with (or without) a classifier's ``probabilities``: one-line errors."""
     name = AUTO_SELECTOR if strategy == "auto" else strategy
     selector = registry.build("selector", name)
     if getattr(selector, "needs_classifier", False) and probabilities is None:
@@ -62,12 +72,9 @@ def choose(
             f"selector {name!r} needs a classifier and this run has none (it has no labels yet): use "
             f"--strategy {AUTO_SELECTOR} (or auto) for the first round"
         )
-    available = len(embedding) - len(labeled)
     if not 0 < n <= available:
         raise UsageError(f"--n must be between 1 and the {available:,} unlabeled images, got {n}")
-    ctx = SelectionContext(embedding, n, labeled, probabilities, seed, labeled_classes)
-    picks = torch.as_tensor(selector.select(ctx), dtype=torch.int64).sort().values
-    return name, picks
+    return name, selector
 
 
 def choose_in_view(
@@ -83,9 +90,15 @@ def choose_in_view(
 ) -> tuple[str, Tensor]:
     """:func:`choose` among uint8 ``images`` in the :func:`selection_space` of their pixels and a run's view of
     them (``sslkit.build.run_view``: its encoder ``features``, None without a run, and its classifier's
-    ``probabilities``, None without one, which then weigh the choice and give the features their full weight)."""
-    space = selection_space(images, features, label_free=probabilities is None)
-    return choose(registry, strategy, space, n, labeled, probabilities, seed, labeled_classes)
+    ``probabilities``, None without one, which then weigh the choice and give the features their full weight).
+    The space is computed only for a selector that reads it (``reads_embedding``, True where not said)."""
+    name, selector = checked_selector(registry, strategy, probabilities, len(images) - len(labeled), n)
+    if getattr(selector, "reads_embedding", True):
+        space = selection_space(images, features, label_free=probabilities is None)
+    else:  # about half a minute on 60,000 images saved
+        space = torch.zeros(len(images), 0)
+    ctx = SelectionContext(space, n, labeled, probabilities, seed, labeled_classes)
+    return name, torch.as_tensor(selector.select(ctx), dtype=torch.int64).sort().values
 
 
 def thumbnail(image: Tensor, side: int = 96) -> str:

@@ -426,8 +426,7 @@ def test_a_selected_run_chooses_once_for_its_stage_and_its_resume(
     chosen = []
     real = build.selected_budget
     monkeypatch.setattr(build, "selected_budget", lambda *a: chosen.append(1) or real(*a))
-    # random picks read no embedding: skip computing one
-    monkeypatch.setattr(labeling, "selection_space", lambda images, *a, **k: torch.zeros(len(images), 2))
+    monkeypatch.setattr(labeling, "selection_space", None)  # random picks read no embedding: never computed
     argv = ["run", "--data", "fashion-mnist", "--data-root", str(data_root), "--no-download", "--epochs", "0"]
     argv += ["--labels", "20", "--select", "random", "--pool-size", "256", "--eval", "linear"]
     argv += [

@@ -14,6 +14,7 @@ class RandomPick:
     """Uniform over the unlabeled pool, seeded by ``ctx.seed``."""
 
     needs_classifier = False
+    reads_embedding = False  # the pool's size only
 
     def select(self, ctx: SelectionContext) -> Tensor:
         free = np.flatnonzero(available_mask(ctx))
