@@ -156,6 +156,8 @@ def test_typiclust_evens_out_the_classes_in_a_later_round_below_unsure_from(data
     assert len(set(picks)) == 8 and not set(picks) & set(labeled)
     with pytest.raises(UsageError, match="needs the labeled images' classes"):
         TypiClust(weight="classes").select(context(x, 8, labeled, probabilities))
+    with pytest.raises(ValueError, match="one class per labeled image"):
+        SelectionContext(x, 8, torch.tensor(labeled), probabilities, 0, known[:-1])
 
 
 def test_probcover_picks_its_radius_from_pseudo_label_purity(data) -> None:
