@@ -181,8 +181,7 @@ def selected_budget(
     A first round chooses from the pixels alone, or beside the encoder features of the ``--select-from`` run
     (e.g. a label-free one). When that run itself selected, this run is its next round: its picks stay labeled
     and the rest of ``count`` is chosen in its features, its classifier's probabilities given to the selector
-    (``auto`` evens out the classes the earlier picks' revealed labels found, and weighs by the classifier's
-    doubt from 10 labels a class), as ``sslkit suggest`` does for a person."""
+    (``auto`` weighs by them from 10 labels a class), as ``sslkit suggest`` does for a person."""
     from sslkit.labeling import choose_in_view
 
     if bundle.labels_given or cfg.labels_per_class is not None or not count:

@@ -165,7 +165,7 @@ ON_A_RUN: dict[str, tuple[str, ...]] = {
         "which images to label next: a CSV to fill in and a contact sheet (HTML)",
         "Pick N unlabeled images of a finished run's pool worth labeling: with no labels yet, typical images that "
         "cover the pool's clusters; later, typical images of the clusters (in the run's features) holding the fewest "
-        "labels, evening out the classes labeled so far (auto, below 10 labels a class) or where its classifier is unsure in dense regions (from 10). Writes OUT "
+        "labels, and (auto, from 10 labels a class) where its classifier is unsure in dense regions. Writes OUT "
         "(path,label[,guess,confidence]; the images already labeled come first, with their labels) and OUT with "
         ".html, thumbnails to label by eye. Filled in, the CSV goes back in as --data-opt labels=OUT.",
         "examples:\n  sslkit run --data imagefolder --data-opt path=photos      # no labels yet: label-free\n"
