@@ -56,8 +56,14 @@ def choose(
     """The strategy's name (``auto`` resolved) and its ``n`` picks among the rows of ``embedding`` not in
     ``labeled`` (of known ``labeled_classes``, where single-label), sorted."""
     name, selector = checked_selector(registry, strategy, probabilities, len(embedding) - len(labeled), n)
-    ctx = SelectionContext(embedding, n, labeled, probabilities, seed, labeled_classes)
-    return name, torch.as_tensor(selector.select(ctx), dtype=torch.int64).sort().values
+    return name, sorted_picks(
+        selector, SelectionContext(embedding, n, labeled, probabilities, seed, labeled_classes)
+    )
+
+
+def sorted_picks(selector: Selector, ctx: SelectionContext) -> Tensor:
+    """``selector``'s picks in ``ctx``, as sorted int64 pool indices."""
+    return torch.as_tensor(selector.select(ctx), dtype=torch.int64).sort().values
 
 
 def checked_selector(
@@ -97,8 +103,9 @@ def choose_in_view(
         space = selection_space(images, features, label_free=probabilities is None)
     else:  # about half a minute on 60,000 images saved
         space = torch.zeros(len(images), 0)
-    ctx = SelectionContext(space, n, labeled, probabilities, seed, labeled_classes)
-    return name, torch.as_tensor(selector.select(ctx), dtype=torch.int64).sort().values
+    return name, sorted_picks(
+        selector, SelectionContext(space, n, labeled, probabilities, seed, labeled_classes)
+    )
 
 
 def thumbnail(image: Tensor, side: int = 96) -> str:

@@ -134,9 +134,8 @@ def test_typiclust_evens_out_the_classes_of_a_later_round_when_asked(data) -> No
     x, y = data
     classes = len(SIZES)
     probabilities = torch.full((len(x), classes), 0.05 / (classes - 1))
-    probabilities[torch.arange(len(x)), torch.as_tensor(y)] = (
-        0.95  # a classifier that guesses every class right
-    )
+    # a classifier that guesses every class right
+    probabilities[torch.arange(len(x)), torch.as_tensor(y)] = 0.95
     labeled = [*np.flatnonzero(y == 0)[:3], *np.flatnonzero(y == 1)[:3]]  # round 1 found only the two largest
     known = torch.as_tensor(y[labeled])
     ctx = SelectionContext(x, 8, torch.tensor(labeled), probabilities, 0, known)

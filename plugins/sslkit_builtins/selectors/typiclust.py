@@ -180,9 +180,10 @@ class TypiClust:
                 candidates = np.flatnonzero(free & (guess == c))
             if not len(candidates):
                 continue
-            rows = np.concatenate([labeled[known == c], candidates])
-            local_free = np.arange(len(rows)) >= len(rows) - len(candidates)
-            local_labeled = np.flatnonzero(~local_free)
+            labeled_here = labeled[known == c]
+            rows = np.concatenate([labeled_here, candidates])  # the class's labeled images first
+            local_labeled = np.arange(len(labeled_here))
+            local_free = np.arange(len(rows)) >= len(labeled_here)
             chosen = rows[
                 self.pick(
                     x[rows], local_labeled, local_free, min(int(quota[c]), len(candidates)), None, ctx.seed
