@@ -207,21 +207,11 @@ def selected_budget(
     features = probabilities = None
     if source:
         features, probabilities = run_view(registry, Path(source), images, resolve_device(cfg.device))
-    single_label = bundle.train.labels.ndim == 1
-    revealed = bundle.train.labels[earlier] if single_label else None  # the earlier rounds' labels only
     name, new = choose_in_view(
-        registry,
-        cfg.select,
-        images,
-        features,
-        probabilities,
-        count - len(earlier),
-        earlier,
-        cfg.seed,
-        revealed,
+        registry, cfg.select, images, features, probabilities, count - len(earlier), earlier, cfg.seed
     )
     picks = torch.cat([earlier, new]).sort().values
-    seen = len(torch.unique(bundle.train.labels[picks])) if single_label else None
+    seen = len(torch.unique(bundle.train.labels[picks])) if bundle.train.labels.ndim == 1 else None
     bundle.record.update(
         selected_by=name, classes_seen=seen, selected=picks.tolist(), selected_rounds=[*rounds, len(new)]
     )

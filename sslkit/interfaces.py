@@ -293,16 +293,13 @@ class SelectionContext:
     :func:`sslkit.embedding.spectral_embedding` of pixel principal components or of encoder features).
     ``n``: how many to pick. ``labeled``: int64 indices into the pool that are already labeled (never picked
     again); may be empty. ``probabilities``: ``(N, classes)`` class probabilities of the current classifier on the
-    pool, or None (a cold start). ``seed``: for every random choice; the same context gives the same picks.
-    ``labeled_classes``: int64, the class of each ``labeled`` image where known (a person's labels, a simulated
-    round's revealed ones), or None; never a label of an image that may be picked."""
+    pool, or None (a cold start). ``seed``: for every random choice; the same context gives the same picks."""
 
     embedding: Tensor
     n: int
     labeled: Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.int64))
     probabilities: Tensor | None = None
     seed: int = 0
-    labeled_classes: Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.embedding.ndim != 2 or not self.embedding.dtype.is_floating_point:
@@ -321,13 +318,6 @@ class SelectionContext:
             raise ValueError(
                 f"probabilities must be (N={size}, classes), got {tuple(self.probabilities.shape)}"
             )
-        if self.labeled_classes is not None:
-            self.labeled_classes = torch.as_tensor(self.labeled_classes, dtype=torch.int64).reshape(-1)
-            if len(self.labeled_classes) != len(self.labeled):
-                raise ValueError(
-                    f"labeled_classes must give one class per labeled image ({len(self.labeled)}), "
-                    f"got {len(self.labeled_classes)}"
-                )
 
 
 class Selector(Protocol):

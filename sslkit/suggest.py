@@ -35,10 +35,7 @@ def suggest(
     features, probabilities = build.run_view(registry, run_dir, images, build.resolve_device(device))
     labeled = torch.arange(len(data.labeled))
     seed = cfg.seed if seed is None else seed
-    known_classes = data.labeled.labels if data.labeled.labels.ndim == 1 else None
-    name, picks = choose_in_view(
-        registry, strategy, images, features, probabilities, n, labeled, seed, known_classes
-    )
+    name, picks = choose_in_view(registry, strategy, images, features, probabilities, n, labeled, seed)
     picks_in_pool = picks - len(data.labeled)  # the picks never include a labeled image
     classes = data.info.classes
     known = [

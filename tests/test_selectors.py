@@ -130,33 +130,6 @@ def test_typiclust_weighs_by_uncertainty_when_probabilities_are_given(data) -> N
         TypiClust(weight="margin").select(context(x, 10))
 
 
-def test_typiclust_evens_out_the_classes_of_a_later_round_when_asked(data) -> None:
-    x, y = data
-    classes = len(SIZES)
-    probabilities = torch.full((len(x), classes), 0.05 / (classes - 1))
-    # a classifier that guesses every class right
-    probabilities[torch.arange(len(x)), torch.as_tensor(y)] = 0.95
-    labeled = [*np.flatnonzero(y == 0)[:3], *np.flatnonzero(y == 1)[:3]]  # round 1 found only the two largest
-    known = torch.as_tensor(y[labeled])
-    ctx = SelectionContext(x, 8, torch.tensor(labeled), probabilities, 0, known)
-    even = TypiClust(weight="classes").select(ctx).tolist()
-    assert sorted(y[even].tolist()) == list(range(2, classes))  # one for each class still without a label
-    plain = TypiClust(weight="none").select(ctx).tolist()
-    assert sorted(y[plain].tolist()) != list(range(2, classes))  # typicality alone goes to big classes too
-    # auto below UNSURE_FROM labels a class is typicality alone (it trained better on Fashion-MNIST)
-    assert TypiClust().select(ctx).tolist() == plain
-    # a class the classifier never guesses: its share comes from the pool, still 8 distinct unlabeled picks
-    never = probabilities.clone()
-    never[y == 9] = probabilities[np.flatnonzero(y == 8)[0]]
-    never_ctx = SelectionContext(x, 8, torch.tensor(labeled), never, 0, known)
-    picks = TypiClust(weight="classes").select(never_ctx).tolist()
-    assert len(set(picks)) == 8 and not set(picks) & set(labeled)
-    with pytest.raises(UsageError, match="needs the labeled images' classes"):
-        TypiClust(weight="classes").select(context(x, 8, labeled, probabilities))
-    with pytest.raises(ValueError, match="one class per labeled image"):
-        SelectionContext(x, 8, torch.tensor(labeled), probabilities, 0, known[:-1])
-
-
 def test_probcover_picks_its_radius_from_pseudo_label_purity(data) -> None:
     x, y = data
     selector = ProbCover()

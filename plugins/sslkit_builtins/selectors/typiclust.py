@@ -13,11 +13,10 @@ Later rounds (``ctx.probabilities`` given; ``weight="margin"``, or ``"auto"`` fr
 class): among the clusters tied on labeled count, the order is by size times the members' mean uncertainty (1
 minus the margin between the classifier's top two probabilities), and inside a cluster by typicality times
 uncertainty: images where the model is unsure AND the pool is dense, not isolated outliers. Below that budget the
-classifier's margins mislead (TypiClust's low-budget regime); there, given the labeled images' classes
-(``weight="classes"``), each pick goes to the class with the fewest labels so far, as the typical point of a
-least-labeled cluster of the images the classifier puts in that class: the next labels even out the classes the
-first round found unequally. ``auto`` goes by typicality alone there: it beat the even classes on both Fashion-MNIST
-draws where both ran (50 + 50: 0.7955 / 0.8483 against 0.7834 / 0.8254, draws 4-5).
+classifier's margins mislead (TypiClust's low-budget regime) and ``auto`` goes by typicality alone. Evening out
+the classes the first round found (each pick to the least-labeled class by the classifier's guess) was measured
+and lost to typicality alone on both Fashion-MNIST draws where both ran (50 + 50: 0.7834 / 0.8254 against
+0.7955 / 0.8483, draws 4-5; docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -41,12 +40,6 @@ from sslkit_builtins.selectors import as_indices, available_mask, margin_uncerta
 # 0.770 / 0.766 against 0.735 / 0.770 / 0.756. Ten a class is a guess at where the low-budget regime ends: above
 # five a class nothing was measured
 UNSURE_FROM = 10
-# the classifier's top probability from which weight="classes" trusts its guess of an image's class (where a class
-# has enough such images). On Fashion-MNIST's round-1 run of draw 3 (50 labels), fifty more picks evened out to
-# 4-14 labels a class at 0.9, 5-14 trusting every guess (of ten a class aimed at). Trained, 50 + 50 evened out
-# against 100 in one round, draws 3-5: 0.8163 / 0.7834 / 0.8254 against 0.8270 / 0.8115 / 0.7935 (a tie on the
-# mean; typicality alone, auto's rule, draws 4-5: 0.7955 / 0.8483; margin-weighted, draws 3-4: 0.8112 / 0.7761)
-SURE = 0.9
 
 
 def kmeans_plus_plus(x: np.ndarray, clusters: int, rng: np.random.Generator) -> np.ndarray:
@@ -123,7 +116,7 @@ class TypiClust:
         min_cluster_size: int = 5,
         k: int = 20,
         niter: int = 30,
-        weight: Literal["auto", "none", "margin", "classes"] = "auto",
+        weight: Literal["auto", "none", "margin"] = "auto",
     ) -> None:
         if max_clusters < 1 or min_cluster_size < 0 or k < 1 or niter < 1:
             raise UsageError(
@@ -140,61 +133,18 @@ class TypiClust:
         free = available_mask(ctx)
         if ctx.n == 0:
             return as_indices([])
-        if self.weight in ("margin", "classes") and ctx.probabilities is None:
-            raise UsageError(
-                f"typiclust weight={self.weight!r} needs the classifier's probabilities on the pool"
-            )
-        if self.weight == "classes" and ctx.labeled_classes is None:
-            raise UsageError("typiclust weight='classes' needs the labeled images' classes")
+        if self.weight == "margin" and ctx.probabilities is None:
+            raise UsageError("typiclust weight='margin' needs the classifier's probabilities on the pool")
         x = np.ascontiguousarray(ctx.embedding.detach().float().cpu().numpy())
         weight = self.weight
         if weight == "auto" and ctx.probabilities is not None:
             enough = len(ctx.labeled) >= UNSURE_FROM * ctx.probabilities.shape[1]
             weight = "margin" if enough else "none"
-        if weight == "classes":
-            return as_indices(self.even_classes(x, ctx, free))
         uncertainty = None
         if weight == "margin":
             # floored: where the classifier is sure everywhere, size and typicality still decide
             uncertainty = np.maximum(margin_uncertainty(ctx.probabilities), 1e-6)
         return as_indices(self.pick(x, ctx.labeled.numpy(), free, ctx.n, uncertainty, ctx.seed))
-
-    def even_classes(self, x: np.ndarray, ctx: SelectionContext, free: np.ndarray) -> list[int]:
-        """Each pick to the class with the fewest labeled images and picks so far (the labeled ones' known
-        classes), taken as the typical point of a least-labeled cluster among the images the classifier puts in
-        that class (those it is ``SURE`` of, where there are enough); what no class can take, from the pool."""
-        assert ctx.probabilities is not None and ctx.labeled_classes is not None
-        probabilities = ctx.probabilities.detach().float().cpu()
-        classes = probabilities.shape[1]
-        guess = probabilities.argmax(1).numpy()
-        sure = probabilities.max(1).values.numpy() >= SURE
-        labeled, known = ctx.labeled.numpy(), ctx.labeled_classes.numpy()
-        counts = np.bincount(known[known < classes], minlength=classes)
-        quota = np.zeros(classes, dtype=np.int64)
-        for _ in range(ctx.n):
-            quota[int(np.argmin(counts + quota))] += 1
-        picks: list[int] = []
-        for c in np.flatnonzero(quota):
-            candidates = np.flatnonzero(free & (guess == c) & sure)
-            if len(candidates) < quota[c]:
-                candidates = np.flatnonzero(free & (guess == c))
-            if not len(candidates):
-                continue
-            labeled_here = labeled[known == c]
-            rows = np.concatenate([labeled_here, candidates])  # the class's labeled images first
-            local_labeled = np.arange(len(labeled_here))
-            local_free = np.arange(len(rows)) >= len(labeled_here)
-            chosen = rows[
-                self.pick(
-                    x[rows], local_labeled, local_free, min(int(quota[c]), len(candidates)), None, ctx.seed
-                )
-            ]
-            picks.extend(chosen.tolist())
-            free[chosen] = False
-        if len(picks) < ctx.n:
-            taken = np.concatenate([labeled, np.asarray(picks, dtype=np.int64)])
-            picks.extend(self.pick(x, taken, free, ctx.n - len(picks), None, ctx.seed))
-        return picks
 
     def pick(
         self,
