@@ -21,6 +21,7 @@ from sslkit.errors import UsageError
 from sslkit.interfaces import SelectionContext, Selector
 from sslkit.registry import Registry
 from sslkit.report.plots import file_uri
+from sslkit.util import log
 
 # chosen on MNIST, seeds 0-2, ten typiclust picks: 16 dims saw 9, 9, 10 classes; 10 dims 9, 9, 9; 32 dims 9, 7, 8
 SPECTRAL_DIMS = 16
@@ -96,6 +97,8 @@ def choose_in_view(
     The space is computed only for a selector that reads it (``reads_embedding``, True where not said)."""
     name, selector = checked_selector(registry, strategy, probabilities, len(images) - len(labeled), n)
     if getattr(selector, "reads_embedding", True):
+        seen = "pixels and the run's features" if features is not None else "pixels"
+        log(f"embedding {len(images):,} images for {name} ({seen}, spectral)")
         space = selection_space(images, features, label_free=probabilities is None)
     else:  # about half a minute on 60,000 images saved
         space = torch.zeros(len(images), 0)

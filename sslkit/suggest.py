@@ -31,7 +31,7 @@ def suggest(
             f"the labels rebuilt for {run_dir} differ from the run's; the data changed since the run"
         )
     images = torch.cat([data.labeled.images, data.pool])
-    log(f"embedding {len(images):,} images (pixels and the run's features, spectral)")
+    log(f"reading {len(images):,} images with the run's encoder")
     features, probabilities = build.run_view(registry, run_dir, images, build.resolve_device(device))
     labeled = torch.arange(len(data.labeled))
     seed = cfg.seed if seed is None else seed
