@@ -46,8 +46,9 @@ def run(
     """Train and evaluate; ``run_dir`` fixes the run directory (created if missing; ``sslkit bench`` names its
     cells) instead of a new time-stamped one under ``cfg.out``."""
     registry = registry or load_registry()
+    chosen = None  # a resumed run's own record: its --select picks are taken, not chosen again
     if resume is not None:
-        cfg, _ = build.saved_config(resume)
+        cfg, chosen = build.saved_config(resume)
         rundir.refuse_if_in_use(resume)
         if rundir.status(resume) == "finished":
             log(
@@ -61,7 +62,7 @@ def run(
     device = dist.local_device(build.resolve_device(cfg.device))
     dist.init(device)
     try:
-        return _run(cfg, resume, registry, quiet, run_dir, device)
+        return _run(cfg, resume, registry, quiet, run_dir, device, chosen)
     finally:
         dist.shutdown()
 
@@ -81,8 +82,6 @@ def _run(
     whose ``--select`` picks this run takes instead of choosing again (a resumed run's own, a stage's parent's)."""
     torch.manual_seed(cfg.seed)
     rank0 = dist.rank() == 0
-    if chosen is None and resume is not None:
-        chosen = rundir.read_run_config(resume)
     data = build.load_data(registry, cfg, chosen)
     cfg = settle(registry, cfg, data, resume)
     stage = build.pretrain_stage(registry, cfg)
