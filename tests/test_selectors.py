@@ -128,6 +128,8 @@ def test_typiclust_weighs_by_uncertainty_when_probabilities_are_given(data) -> N
     assert auto == margin != none
     with pytest.raises(UsageError, match="needs the classifier's probabilities"):
         TypiClust(weight="margin").select(context(x, 10))
+    with pytest.raises(UsageError, match="weight must be one of auto, none, margin, got 'classes'"):
+        TypiClust(weight="classes")  # type: ignore[arg-type]  # the rule deleted: refused, not read as "none"
 
 
 def test_probcover_picks_its_radius_from_pseudo_label_purity(data) -> None:

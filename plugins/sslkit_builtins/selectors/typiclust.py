@@ -40,6 +40,7 @@ from sslkit_builtins.selectors import as_indices, available_mask, margin_uncerta
 # 0.770 / 0.766 against 0.735 / 0.770 / 0.756. Ten a class is a guess at where the low-budget regime ends: above
 # five a class nothing was measured
 UNSURE_FROM = 10
+WEIGHTS = ("auto", "none", "margin")
 
 
 def kmeans_plus_plus(x: np.ndarray, clusters: int, rng: np.random.Generator) -> np.ndarray:
@@ -118,6 +119,8 @@ class TypiClust:
         niter: int = 30,
         weight: Literal["auto", "none", "margin"] = "auto",
     ) -> None:
+        if weight not in WEIGHTS:
+            raise UsageError(f"typiclust weight must be one of {', '.join(WEIGHTS)}, got {weight!r}")
         if max_clusters < 1 or min_cluster_size < 0 or k < 1 or niter < 1:
             raise UsageError(
                 "typiclust needs max_clusters >= 1, min_cluster_size >= 0, k >= 1 and niter >= 1, got "
