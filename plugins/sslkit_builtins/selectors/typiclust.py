@@ -22,7 +22,7 @@ and lost to typicality alone on both Fashion-MNIST draws where both ran (50 + 50
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Literal, get_args
 
 import faiss
 import numpy as np
@@ -40,7 +40,8 @@ from sslkit_builtins.selectors import as_indices, available_mask, margin_uncerta
 # 0.770 / 0.766 against 0.735 / 0.770 / 0.756. Ten a class is a guess at where the low-budget regime ends: above
 # five a class nothing was measured
 UNSURE_FROM = 10
-WEIGHTS = ("auto", "none", "margin")
+Weight = Literal["auto", "none", "margin"]
+WEIGHTS = get_args(Weight)
 
 
 def kmeans_plus_plus(x: np.ndarray, clusters: int, rng: np.random.Generator) -> np.ndarray:
@@ -117,7 +118,7 @@ class TypiClust:
         min_cluster_size: int = 5,
         k: int = 20,
         niter: int = 30,
-        weight: Literal["auto", "none", "margin"] = "auto",
+        weight: Weight = "auto",
     ) -> None:
         if weight not in WEIGHTS:
             raise UsageError(f"typiclust weight must be one of {', '.join(WEIGHTS)}, got {weight!r}")
