@@ -72,7 +72,7 @@ def main() -> None:
                 if name == "balanced":
                     picks = split_budget(truth, n, seed).labeled
                 else:
-                    picks = choose(registry, name, space, n, none, None, seed)[1]
+                    picks = choose(registry, name, space, n, none, None, seed, classes)[1]
                 seconds[name].append(time.perf_counter() - start)
                 counts = torch.bincount(truth[picks], minlength=classes)
                 seen[n, name].append(float((counts > 0).sum()))

@@ -208,7 +208,15 @@ def selected_budget(
     if source:
         features, probabilities = run_view(registry, Path(source), images, resolve_device(cfg.device))
     name, new = choose_in_view(
-        registry, cfg.select, images, features, probabilities, count - len(earlier), earlier, cfg.seed
+        registry,
+        cfg.select,
+        images,
+        features,
+        probabilities,
+        count - len(earlier),
+        earlier,
+        cfg.seed,
+        bundle.info.num_classes,
     )
     picks = torch.cat([earlier, new]).sort().values
     seen = len(torch.unique(bundle.train.labels[picks])) if bundle.train.labels.ndim == 1 else None

@@ -293,13 +293,16 @@ class SelectionContext:
     :func:`sslkit.embedding.spectral_embedding` of pixel principal components or of encoder features).
     ``n``: how many to pick. ``labeled``: int64 indices into the pool that are already labeled (never picked
     again); may be empty. ``probabilities``: ``(N, classes)`` class probabilities of the current classifier on the
-    pool, or None (a cold start). ``seed``: for every random choice; the same context gives the same picks."""
+    pool, or None (a cold start). ``seed``: for every random choice; the same context gives the same picks.
+    ``classes``: how many classes the labels will name where that is known (a data set's class list, the classes
+    of a person's labels so far), else None."""
 
     embedding: Tensor
     n: int
     labeled: Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.int64))
     probabilities: Tensor | None = None
     seed: int = 0
+    classes: int | None = None
 
     def __post_init__(self) -> None:
         if self.embedding.ndim != 2 or not self.embedding.dtype.is_floating_point:
@@ -312,6 +315,8 @@ class SelectionContext:
             raise ValueError(f"labeled indices must lie in [0, {size}), the pool's rows")
         if self.n < 0:
             raise ValueError(f"n must be >= 0, got {self.n}")
+        if self.classes is not None and self.classes < 1:
+            raise ValueError(f"classes must be >= 1 or None, got {self.classes}")
         if self.probabilities is not None and (
             self.probabilities.ndim != 2 or len(self.probabilities) != size
         ):

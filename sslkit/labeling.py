@@ -52,11 +52,12 @@ def choose(
     labeled: Tensor,
     probabilities: Tensor | None,
     seed: int,
+    classes: int | None = None,
 ) -> tuple[str, Tensor]:
     """The strategy's name (``auto`` resolved) and its ``n`` picks among the rows of ``embedding`` not in
-    ``labeled``, sorted."""
+    ``labeled``, sorted (``classes``: how many the labels will name, where known)."""
     name, selector = checked_selector(registry, strategy, probabilities, len(embedding) - len(labeled), n)
-    return name, sorted_picks(selector, SelectionContext(embedding, n, labeled, probabilities, seed))
+    return name, sorted_picks(selector, SelectionContext(embedding, n, labeled, probabilities, seed, classes))
 
 
 def sorted_picks(selector: Selector, ctx: SelectionContext) -> Tensor:
@@ -90,6 +91,7 @@ def choose_in_view(
     n: int,
     labeled: Tensor,
     seed: int,
+    classes: int | None = None,
 ) -> tuple[str, Tensor]:
     """:func:`choose` among uint8 ``images`` in the :func:`selection_space` of their pixels and a run's view of
     them (``sslkit.build.run_view``: its encoder ``features``, None without a run, and its classifier's
@@ -102,7 +104,7 @@ def choose_in_view(
         space = selection_space(images, features, label_free=probabilities is None)
     else:  # about half a minute on 60,000 images saved
         space = torch.zeros(len(images), 0)
-    return name, sorted_picks(selector, SelectionContext(space, n, labeled, probabilities, seed))
+    return name, sorted_picks(selector, SelectionContext(space, n, labeled, probabilities, seed, classes))
 
 
 def thumbnail(image: Tensor, side: int = 96) -> str:

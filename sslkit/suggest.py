@@ -35,9 +35,11 @@ def suggest(
     features, probabilities = build.run_view(registry, run_dir, images, build.resolve_device(device))
     labeled = torch.arange(len(data.labeled))
     seed = cfg.seed if seed is None else seed
-    name, picks = choose_in_view(registry, strategy, images, features, probabilities, n, labeled, seed)
-    picks_in_pool = picks - len(data.labeled)  # the picks never include a labeled image
     classes = data.info.classes
+    name, picks = choose_in_view(
+        registry, strategy, images, features, probabilities, n, labeled, seed, len(classes) or None
+    )
+    picks_in_pool = picks - len(data.labeled)  # the picks never include a labeled image
     known = [
         {"path": path, "label": classes[int(y)]}
         for path, y in zip(data.labeled_names, data.labeled.labels.tolist())

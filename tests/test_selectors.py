@@ -157,6 +157,18 @@ def test_probcover_picks_its_radius_from_pseudo_label_purity(data) -> None:
         ProbCover(delta=3.0)
 
 
+def test_probcover_clusters_into_the_labels_classes_where_the_context_knows_them(data) -> None:
+    x, _ = data
+    known = ProbCover()
+    known.select(SelectionContext(x, 3, classes=10))
+    fixed, unknown = ProbCover(pseudo_classes=10), ProbCover()
+    fixed.select(context(x, 3))
+    unknown.select(context(x, 3))  # one cluster a pick (3): coarser clusters, a wider radius
+    assert known.last_delta == fixed.last_delta != unknown.last_delta
+    with pytest.raises(ValueError, match="classes must be >= 1"):
+        SelectionContext(x, 3, classes=0)
+
+
 def test_probcover_counts_coverage_on_a_sample_when_the_pool_is_large(data) -> None:
     x, y = data
     sampled = ProbCover(witnesses=300)
