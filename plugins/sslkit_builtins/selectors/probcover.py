@@ -153,7 +153,10 @@ class ProbCover:
         if self.delta is not None:
             return self.delta
         # MNIST's spectral pixel space, seeds 0-2: ten clusters saw 9 / 10 / 10 classes at 20 / 40 / 100 picks on
-        # every seed, one cluster a pick 8 / 9 / 9-10 (no 7 at 40; at 10 picks the two rules agree)
+        # every seed, one cluster a pick 8 / 9 / 9-10 (no 7 at 40; at 10 picks the two rules agree). A later round
+        # whose labels name fewer classes than exist (sslkit suggest passes that count): five labels each of two
+        # digits, seeds 0-2, labels and 10 / 20 picks together saw 10, 9, 9 / 10, 10, 10 classes with two clusters,
+        # the same or fewer with ten (10, 9, 9 / 10, 9, 9) and with one a pick (8, 7, 8 / 9, 8, 9)
         classes = self.pseudo_classes or ctx.classes or min(len(ctx.labeled) + ctx.n, 500)
         classes = max(2, min(classes, len(x)))
         labels = kmeans_labels(x, classes, ctx.seed, self.niter)
