@@ -149,8 +149,10 @@ def test_eval_options_merge_per_evaluator_and_follow_eval(tmp_path: Path) -> Non
     assert cells["tuned"].eval_options == {"linear": {"folds": 3}, "finetune": {"steps": 5}}
 
 
-@pytest.mark.parametrize("name", ["fashion100", "mnist100", "svhn732", "cifar10"])
-def test_shipped_suites_parse(name: str) -> None:
-    suite = load_suite(Path(__file__).parent.parent / "benchmarks" / f"{name}.toml")
-    assert suite.name == name and suite.cells
+@pytest.mark.parametrize(
+    "path", sorted((Path(__file__).parent.parent / "benchmarks").glob("*.toml")), ids=lambda p: p.stem
+)
+def test_shipped_suites_parse(path: Path) -> None:
+    suite = load_suite(path)
+    assert suite.name == path.stem and suite.cells
     assert len({c.name for c in suite.cells}) == len(suite.cells)
