@@ -62,9 +62,12 @@ def run(
     device = dist.local_device(build.resolve_device(cfg.device))
     dist.init(device)
     try:
-        return _run(cfg, resume, registry, quiet, run_dir, device, chosen)
-    finally:
-        dist.shutdown()
+        result = _run(cfg, resume, registry, quiet, run_dir, device, chosen)
+    except BaseException:
+        dist.shutdown(wait_for_peers=False)
+        raise
+    dist.shutdown()
+    return result
 
 
 def _run(

@@ -48,8 +48,14 @@ def init(device: torch.device) -> None:
     td.init_process_group(backend, timeout=dt.timedelta(minutes=30))
 
 
-def shutdown() -> None:
+def shutdown(wait_for_peers: bool = True) -> None:
+    """Leave the process group, by default together: a rank that tears gloo down while its peer is still working
+    can abort with "terminate called without an active exception" (seen under load, about 1 run in 8). A rank
+    that failed leaves at once (``wait_for_peers=False``): its peers may be in another collective, and torchrun
+    stops them."""
     if active():
+        if wait_for_peers:
+            td.barrier()
         td.destroy_process_group()
 
 
