@@ -260,9 +260,12 @@ def check_value(value: Any, expected: Any, what: str) -> Any:
 
 
 def _type_names(args: tuple[Any, ...]) -> str:
-    return " or ".join(
-        _NAMES.get(a, "none" if a is type(None) else getattr(a, "__name__", str(a))) for a in args
-    )
+    def name(a: Any) -> str:
+        if typing.get_origin(a) is typing.Literal:
+            return " or ".join(map(repr, typing.get_args(a)))
+        return _NAMES.get(a, "none" if a is type(None) else getattr(a, "__name__", str(a)))
+
+    return " or ".join(map(name, args))
 
 
 def _provider(ep: md.EntryPoint) -> Provider:

@@ -18,6 +18,8 @@ from sslkit_builtins.pretexts.fixmatch import (
     class_shares,
     consistency_loss,
     equal_class_weights,
+    fairness_loss,
+    freematch_thresholds,
     propagate_labels,
     pseudo_labels,
     with_prior,
@@ -46,6 +48,25 @@ def test_pseudo_labels_and_masked_consistency_loss_by_hand() -> None:
     ) / 3  # masked images count as zero, mean over all three
     assert float(consistency_loss(strong, labels, mask)) == pytest.approx(expected, rel=1e-6)
     assert float(consistency_loss(strong, labels, torch.zeros(3))) == 0.0
+
+
+def test_freematch_thresholds_and_fairness_term_by_hand() -> None:
+    # the running mean confidence 0.8, scaled per class by its running probability over the largest (0.5)
+    thresholds = freematch_thresholds(torch.tensor(0.8), torch.tensor([0.5, 0.3, 0.2]))
+    assert torch.allclose(thresholds, torch.tensor([0.8, 0.48, 0.32]))
+
+    strong = torch.tensor([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 3.0]], requires_grad=True)
+    mask = torch.tensor([1.0, 1.0, 0.0])  # the third image is not kept: class 2 is absent from the batch
+    class_confidence, histogram = torch.tensor([0.5, 0.3, 0.2]), torch.tensor([0.5, 0.25, 0.25])
+    loss = fairness_loss(strong, mask, class_confidence, histogram)
+    p = torch.tensor([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0]]).softmax(1).mean(0)
+    batch = torch.tensor([p[0] / 0.5, p[1] / 0.5, 0.0])
+    target = torch.tensor([1.0, 1.2, 0.8])
+    expected = (target / target.sum() * torch.log(batch / batch.sum() + 1e-12)).sum()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    loss.backward()
+    assert torch.isfinite(strong.grad).all()  # the empty class gives no NaN gradient
+    assert float(fairness_loss(strong, torch.zeros(3), class_confidence, histogram)) == 0.0
 
 
 def test_distribution_alignment_by_hand() -> None:
@@ -313,11 +334,41 @@ def test_a_few_dozen_steps_on_mnist_lower_the_loss_and_raise_the_mask_rate(regis
     )
 
 
+def test_freematch_thresholds_follow_the_pool_and_resume_with_the_run(registry, mnist) -> None:
+    torch.manual_seed(0)
+    labeled = mnist.train.subset(torch.arange(40))
+    encoder = registry.build("encoder", "convnet", 1, 28, options={"width": 8, "pool": "avg"})
+    pretext = registry.build("pretext", "fixmatch", encoder, mnist.info, options={"threshold": "freematch"})
+    schedule = Schedule(epochs=1, batch_size=32, lr=0.03, weight_decay=5e-4, optimizer="sgd", warmup_epochs=0)
+    pool = mnist.train.images[1000:1320]
+    trainer = Trainer(pretext, pool, labeled, schedule, torch.device("cpu"), 0, show_progress=False)
+    order = trainer.epoch_order(0)
+    terms = [
+        pretext.train_step(trainer.make_batch(order[i]), trainer.optimizers, trainer.model) for i in range(3)
+    ]
+    assert all(torch.isfinite(t["loss"]) and "fairness" in t for t in terms)
+    assert float(pretext.confidence) > 0.1  # moved up from 1/10 by the confident weak views
+    assert float(pretext.label_histogram.sum()) == pytest.approx(1.0, abs=1e-5)
+    # the running means are buffers: a checkpoint carries them, so a resumed run thresholds as the killed one
+    state = pretext.state_dict()
+    assert {"confidence", "class_confidence", "label_histogram"} <= set(state)
+    again = registry.build(
+        "pretext",
+        "fixmatch",
+        registry.build("encoder", "convnet", 1, 28, options={"width": 8, "pool": "avg"}),
+        mnist.info,
+        options={"threshold": "freematch"},
+    )
+    again.load_state_dict(state)
+    assert torch.equal(again.class_confidence, pretext.class_confidence)
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
         ({"threshold": 0.0}, "threshold must be in (0, 1]"),
-        ({"threshold": 1.5}, "threshold must be in (0, 1]"),
+        ({"threshold": 1.5}, 'threshold must be in (0, 1] or "freematch"'),
+        ({"threshold": '"free"'}, "threshold must be one of a number or 'freematch', got 'free'"),
         ({"mu": 0}, "mu must be at least 1"),
         ({"ema": 1.0}, "ema must be in [0, 1)"),
         ({"cutout": 2.0}, "cutout in [0, 1]"),

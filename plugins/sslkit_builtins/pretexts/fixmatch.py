@@ -6,6 +6,11 @@ flip where the data allows it), taken without gradient, becomes its pseudo-label
 the labeled batch plus ``lambda_u`` times the masked cross-entropy of the strong views. All three batches go
 through the network together, so batch norm sees labeled and pool images alike.
 
+``threshold="freematch"`` replaces the fixed threshold with FreeMatch's (Wang et al., ICLR 2023): each class's
+threshold follows the running mean confidence on the pool, scaled by how much of the pool's probability that class
+gets, so a class the network under-predicts keeps its pseudo-labels; its fairness term
+(:func:`fairness_loss`) adds a pull towards predicting every class.
+
 What the run saves and evaluates is an exponential moving average of the weights (batch-norm statistics copied):
 ``self.encoder`` is that average, ``self.student`` the network the optimizer trains. ``align=true`` adds
 ReMixMatch's distribution alignment (pseudo-label probabilities rescaled by the classes' assumed shares of the pool,
@@ -32,6 +37,7 @@ run that starts from a pretrained encoder (a recipe's pretraining stage, or ``--
 from __future__ import annotations
 
 import copy
+from typing import Literal
 
 import faiss
 import numpy as np
@@ -69,6 +75,10 @@ NEAR_DIFFUSION = (0.99, 1.0)
 # picks of seed 0): with one per class, 20 typiclust picks (1 to 4 a class) 0.74 right, with 10 per class 0.92;
 # random picks 0.62 / 0.36 / 0.38 against 0.66 / 0.52 / 0.56. Balanced labels are unaffected.
 CLASS_PSEUDO_COUNT = 10.0
+# threshold="freematch" (Wang et al., ICLR 2023): the running means of the pool's confidences move by this share
+# of a batch a step, and the fairness term weighs this much beside the two cross-entropies (neither tuned here)
+FREEMATCH_MOMENTUM = 0.001
+FREEMATCH_FAIRNESS = 0.01
 
 # ------------------------------------------------------------------------------------------ losses
 
@@ -84,6 +94,31 @@ def consistency_loss(strong_logits: Tensor, labels: Tensor, mask: Tensor) -> Ten
     """FixMatch's unlabeled loss: cross-entropy of the strong views against the pseudo-labels, kept where the mask
     is 1 and averaged over *all* pool images (masked ones count as zero)."""
     return (F.cross_entropy(strong_logits.float(), labels, reduction="none") * mask).mean()
+
+
+def freematch_thresholds(confidence: Tensor, class_confidence: Tensor) -> Tensor:
+    """FreeMatch's self-adaptive class thresholds: the running mean of the top confidence (``confidence``),
+    scaled for each class by its running mean probability (``class_confidence``) over the largest one's."""
+    return confidence * class_confidence / class_confidence.max()
+
+
+def fairness_loss(
+    strong_logits: Tensor, mask: Tensor, class_confidence: Tensor, label_histogram: Tensor
+) -> Tensor:
+    """FreeMatch's self-adaptive fairness term, ``-H(target, batch)``: ``target`` is the running class probabilities
+    over the running histogram of pseudo-labels, ``batch`` the mean probability of the masked strong views over
+    their histogram, each summed to 1. Minimizing it keeps every class in the predictions (a class that the batch
+    never predicts drops out of ``batch``). Zero where the mask keeps no image."""
+    keep = mask.bool()
+    if not keep.any():
+        return strong_logits.new_zeros((), dtype=torch.float32)
+    probs = strong_logits[keep].float().softmax(1)
+    histogram = torch.bincount(probs.argmax(1), minlength=probs.shape[1]).float()
+    histogram = histogram / histogram.sum()
+    # a class absent from the batch gets 0, and no gradient (dividing by its empty bin would give NaN gradients)
+    batch = torch.where(histogram > 0, probs.mean(0) / histogram.clamp_min(1e-6), torch.zeros_like(histogram))
+    target = class_confidence / label_histogram
+    return (target / target.sum() * torch.log(batch / batch.sum() + 1e-12)).sum()
 
 
 def align_distribution(probs: Tensor, prior: Tensor, running_mean: Tensor) -> Tensor:
@@ -205,7 +240,7 @@ class FixMatch(Pretext):
         self,
         encoder: nn.Module,
         info: DataInfo,
-        threshold: float = 0.95,
+        threshold: float | Literal["freematch"] = 0.95,
         mu: int = 4,
         lambda_u: float = 1.0,
         ema: float = 0.99,
@@ -217,8 +252,8 @@ class FixMatch(Pretext):
     ) -> None:
         if info.multilabel:
             raise UsageError("fixmatch needs single-label data; this dataset is multi-label")
-        if not 0 < threshold <= 1:
-            raise UsageError(f"fixmatch option threshold must be in (0, 1], got {threshold}")
+        if threshold != "freematch" and not 0 < threshold <= 1:
+            raise UsageError(f'fixmatch option threshold must be in (0, 1] or "freematch", got {threshold}')
         if mu < 1:
             raise UsageError(f"fixmatch option mu must be at least 1, got {mu}")
         if lambda_u < 0:
@@ -250,6 +285,10 @@ class FixMatch(Pretext):
         self.cutout_size = round(cutout * info.image_size)
         self.register_buffer("prediction_mean", torch.full((info.num_classes,), 1 / info.num_classes))
         self.register_buffer("average_steps", torch.zeros((), dtype=torch.long))
+        if threshold == "freematch":  # running means of the pool's weak views, from uniform
+            self.register_buffer("confidence", torch.tensor(1 / info.num_classes))
+            self.register_buffer("class_confidence", torch.full((info.num_classes,), 1 / info.num_classes))
+            self.register_buffer("label_histogram", torch.full((info.num_classes,), 1 / info.num_classes))
 
     def prepare(self, pool: Tensor, labeled: Split | None) -> None:
         if labeled is None or len(labeled) == 0:
@@ -302,15 +341,37 @@ class FixMatch(Pretext):
                 probs = with_prior(
                     probs, self.graph_prior[batch.index.to(self.graph_prior.device)].to(probs.device)
                 )
-            targets, mask = pseudo_labels(probs, self.threshold)
+            if self.threshold == "freematch":
+                targets, mask = self.adaptive_pseudo_labels(probs)
+            else:
+                targets, mask = pseudo_labels(probs, self.threshold)
         unlabeled = consistency_loss(strong_logits, targets, mask)
+        loss = supervised + self.lambda_u * unlabeled
+        terms: dict[str, Tensor] = {}
+        if self.threshold == "freematch":
+            fairness = fairness_loss(strong_logits, mask, self.class_confidence, self.label_histogram)
+            loss = loss + FREEMATCH_FAIRNESS * fairness
+            terms["fairness"] = fairness.detach()
         return {
-            "loss": supervised + self.lambda_u * unlabeled,
+            "loss": loss,
             "supervised": supervised.detach(),
             "unlabeled": unlabeled.detach(),
+            **terms,
             "mask": mask.mean(),
             "accuracy": (labeled_logits.argmax(1) == batch.labels).float().mean(),
         }
+
+    @torch.no_grad()
+    def adaptive_pseudo_labels(self, probs: Tensor) -> tuple[Tensor, Tensor]:
+        """:func:`pseudo_labels` at FreeMatch's class thresholds, after this batch has moved their running means
+        (each rank's own batches under torchrun, as ``align``'s)."""
+        confidence, labels = probs.max(1)
+        histogram = torch.bincount(labels, minlength=probs.shape[1]).to(probs.dtype)
+        self.confidence.lerp_(confidence.mean(), FREEMATCH_MOMENTUM)
+        self.class_confidence.lerp_(probs.mean(0), FREEMATCH_MOMENTUM)
+        self.label_histogram.lerp_(histogram / histogram.sum(), FREEMATCH_MOMENTUM)
+        thresholds = freematch_thresholds(self.confidence, self.class_confidence)
+        return labels, (confidence >= thresholds[labels]).to(probs.dtype)
 
     def train_step(
         self, batch: Batch, optimizers: list[torch.optim.Optimizer], model: nn.Module
