@@ -226,6 +226,21 @@ def test_resume_of_a_run_in_use_is_refused_without_touching_it(tmp_path: Path, c
     assert after == {k: v for k, v in before.items() if k != "run.lock"}
 
 
+def test_a_run_keeps_the_options_it_was_built_with_when_the_recipe_changes_later(tmp_path: Path) -> None:
+    from sslkit import build
+
+    runs = tmp_path / "runs"
+    assert main(["run", "--data", "digits", "--epochs", "1", "--eval", "linear", "--out", str(runs)]) == 0
+    (run_dir,) = runs.iterdir()
+    record = json.loads((run_dir / rundir.CONFIG).read_text())
+    # as if the run had been started when the recipe's default threshold was another one
+    record["config"]["pretext_options"] = {}
+    record["options"]["pretext"]["threshold"] = 0.7
+    (run_dir / rundir.CONFIG).write_text(json.dumps(record))
+    cfg, _ = build.saved_config(run_dir)
+    assert build.resolve(load_registry(), cfg).pretext_options["threshold"] == 0.7
+
+
 # ------------------------------------------------------------------------------------------- plugins
 
 
