@@ -338,13 +338,18 @@ def schedule(registry: Registry, cfg: RunConfig) -> Schedule:
 
 
 def saved_config(run_dir: Path) -> tuple[RunConfig, dict[str, Any]]:
-    """A run directory's config (as the run resolved it) and its whole ``config.json`` record."""
+    """A run directory's config (as the run resolved it) and its whole ``config.json`` record.
+
+    What the run took from its recipe is taken from the record instead (every pretext option, defaults included,
+    and the schedule): a recipe that changed since (fixmatch's Fashion-MNIST threshold, 2026-12-06) must not
+    change a run that resumes or is read again."""
     record = rundir.read_run_config(run_dir)
     settings = dict(record["config"])
-    # every option the pretext was built with, defaults included: a recipe that changed since (fixmatch's
-    # Fashion-MNIST threshold, 2026-12-06) must not change a run that resumes or is read again
     if "pretext" in record.get("options", {}):
         settings["pretext_options"] = record["options"]["pretext"]
+    for key in DEFAULT_RECIPE:
+        if settings.get(key) is None and key in record.get("schedule", {}):
+            settings[key] = record["schedule"][key]
     if settings.get("labels", 0) is None and settings.get("labels_per_class") is None:
         settings["labels"] = (
             "all"  # runs before the default depended on the data recorded every label as null

@@ -233,12 +233,15 @@ def test_a_run_keeps_the_options_it_was_built_with_when_the_recipe_changes_later
     assert main(["run", "--data", "digits", "--epochs", "1", "--eval", "linear", "--out", str(runs)]) == 0
     (run_dir,) = runs.iterdir()
     record = json.loads((run_dir / rundir.CONFIG).read_text())
-    # as if the run had been started when the recipe's default threshold was another one
+    # as if the run had been started when the recipe's default threshold and length were other ones
     record["config"]["pretext_options"] = {}
     record["options"]["pretext"]["threshold"] = 0.7
+    record["config"]["epochs"], record["schedule"]["epochs"] = None, 3
     (run_dir / rundir.CONFIG).write_text(json.dumps(record))
     cfg, _ = build.saved_config(run_dir)
-    assert build.resolve(load_registry(), cfg).pretext_options["threshold"] == 0.7
+    registry = load_registry()
+    assert build.resolve(registry, cfg).pretext_options["threshold"] == 0.7
+    assert build.schedule(registry, build.resolve(registry, cfg)).epochs == 3
 
 
 # ------------------------------------------------------------------------------------------- plugins
