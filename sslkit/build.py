@@ -317,9 +317,11 @@ def label_free(registry: Registry, cfg: RunConfig) -> RunConfig:
     return resolve(registry, dataclasses.replace(cfg, **changes))
 
 
-def schedule(registry: Registry, cfg: RunConfig) -> Schedule:
-    """The training schedule: the core's defaults, then the pretext's recipe, then what the user set."""
-    merged = {**DEFAULT_RECIPE, **recipe(registry, cfg)}
+def schedule(registry: Registry, cfg: RunConfig, recorded: dict[str, Any] | None = None) -> Schedule:
+    """The training schedule: the core's defaults, then the pretext's recipe, then what the user set. A run that
+    resumes passes its record's schedule (``recorded``) for the recipe: what the recipe gave then stays, warmup
+    included, whatever the recipe says now."""
+    merged = {**DEFAULT_RECIPE, **(recipe(registry, cfg) if recorded is None else recorded)}
     for key in DEFAULT_RECIPE:
         if getattr(cfg, key) is not None:
             merged[key] = getattr(cfg, key)

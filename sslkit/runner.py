@@ -89,7 +89,9 @@ def _run(
     cfg = settle(registry, cfg, data, resume)
     stage = build.pretrain_stage(registry, cfg)
     pretext = build.build_model(registry, cfg, data.info, Path(cfg.init) if cfg.init else None)
-    schedule = build.schedule(registry, cfg)  # bad options have stopped the run by here: nothing written
+    # bad options have stopped the run by here: nothing written; a resumed run keeps its recorded schedule
+    recorded = rundir.read_run_config(resume).get("schedule") if resume is not None else None
+    schedule = build.schedule(registry, cfg, recorded)
     if schedule.epochs > 0 and pretext.trains_on == "pool" and len(data.pool) == 0:
         raise UsageError("the unlabeled pool is empty (every training image is labeled); lower --labels")
     run_dir = open_run_dir(cfg, resume, run_dir)

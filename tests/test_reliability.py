@@ -237,11 +237,13 @@ def test_a_run_keeps_the_options_it_was_built_with_when_the_recipe_changes_later
     record["config"]["pretext_options"] = {}
     record["options"]["pretext"]["threshold"] = 0.7
     record["config"]["epochs"], record["schedule"]["epochs"] = None, 3
+    record["schedule"]["warmup_epochs"] = 0.25  # the recipe's is 0
     (run_dir / rundir.CONFIG).write_text(json.dumps(record))
-    cfg, _ = build.saved_config(run_dir)
+    cfg, saved = build.saved_config(run_dir)
     registry = load_registry()
     assert build.resolve(registry, cfg).pretext_options["threshold"] == 0.7
-    assert build.schedule(registry, build.resolve(registry, cfg)).epochs == 3
+    schedule = build.schedule(registry, build.resolve(registry, cfg), saved["schedule"])
+    assert (schedule.epochs, schedule.warmup_epochs) == (3, 0.25)
 
 
 # ------------------------------------------------------------------------------------------- plugins
