@@ -440,6 +440,29 @@ def test_imagefolder_labels_from_csv_with_empty_rows(tmp_path: Path, registry) -
     assert other.record["unlabeled_from"] == str(outside)
 
 
+def test_imagefolder_path_is_found_as_typed(tmp_path: Path, registry, monkeypatch) -> None:
+    """Relative to the current directory (`sslkit run --data imagefolder --data-opt path=photos` beside it), else
+    to the data root; neither: one line naming both places."""
+    here, root = tmp_path / "here", tmp_path / "root"
+    for folder in (here / "photos", root / "suite"):
+        picture(folder / "cat" / "a.png", 10)
+        picture(folder / "unlabeled" / "b.png", 10)
+    monkeypatch.chdir(here)
+
+    def folder(path: str) -> str:
+        bundle = registry.build(
+            "dataset", "imagefolder", root, False, options={"path": path, "image_size": 8}
+        )
+        return bundle.record["folder"]
+
+    assert folder("photos") == str(here / "photos")
+    assert folder("suite") == str(root / "suite")
+    with pytest.raises(
+        UsageError, match=r"path nope not found: no folder .*here/nope nor .*root/nope; check --data-opt path"
+    ):
+        folder("nope")
+
+
 def bad_folders(tmp: Path) -> list[tuple[str, dict[str, str], str]]:
     """(what, options, what the one-line error must say) for broken image folders written under ``tmp``."""
     cases = []
@@ -478,10 +501,18 @@ def bad_folders(tmp: Path) -> list[tuple[str, dict[str, str], str]]:
         ("csv labels a file twice", {"path": str(good), "labels": "twice.csv"}, "both 'cat' and 'dog'")
     )
     cases.append(
-        ("csv not there", {"path": str(good), "labels": "nope.csv"}, "labels file .*nope.csv does not exist")
+        (
+            "csv not there",
+            {"path": str(good), "labels": "nope.csv"},
+            "labels nope.csv not found: no file .*good/nope.csv",
+        )
     )
     cases.append(
-        ("pool not there", {"path": str(good), "unlabeled": "nope"}, "unlabeled folder .*nope does not exist")
+        (
+            "pool not there",
+            {"path": str(good), "unlabeled": "nope"},
+            "unlabeled nope not found: no folder .*good/nope",
+        )
     )
     picture(tmp / "testextra" / "cat" / "a.png", 10)
     picture(tmp / "testextra" / "test" / "dog" / "a.png", 10)

@@ -6,7 +6,7 @@ Layout (``unlabeled``, ``test`` and ``train`` are reserved folder names, never c
     DIR/unlabeled/...                              the unlabeled pool, any depth (or unlabeled=PATH elsewhere)
     DIR/test/<class>/...                           the test split (optional); its classes must be labeled ones
 
-``labels=FILE.csv`` (relative to DIR, or absolute) takes the labels from a CSV instead of class folders: columns
+``labels=FILE.csv`` (absolute, or relative to the current directory, else to DIR) takes the labels from a CSV instead of class folders: columns
 ``path,label`` (others, such as ``guess``, are ignored), paths relative to DIR; a row with an empty label is a pool
 image. Then the classes are the CSV's labels (sorted as text), class folders are not read, and the pool is the
 empty-label rows plus ``DIR/unlabeled/`` (or ``unlabeled=PATH``); images under DIR that the CSV does not name and
@@ -136,9 +136,17 @@ def relative(files: list[Path], folder: Path) -> list[str]:
     return out
 
 
-def _resolve(value: str, folder: Path) -> Path:
-    p = Path(value).expanduser()
-    return Path(os.path.normpath(p if p.is_absolute() else folder / p))
+def find_path(value: str, bases: list[Path], kind: str, option: str) -> Path:
+    """``value`` as a person types it: absolute, or relative to the first of ``bases`` where it exists (the
+    current directory first); else a one-line error naming each place looked at."""
+    given = Path(value).expanduser()
+    candidates = [given] if given.is_absolute() else [base / given for base in bases]
+    exists = Path.is_dir if kind == "folder" else Path.is_file
+    for candidate in candidates:
+        if exists(candidate):
+            return Path(os.path.abspath(candidate))
+    looked = " nor ".join(str(Path(os.path.abspath(c))) for c in candidates)
+    raise UsageError(f"{option} {value} not found: no {kind} {looked}; check --data-opt {option}")
 
 
 def load(
@@ -159,12 +167,9 @@ def load(
         raise UsageError(f"imagefolder option image_size must be between 8 and 1024, got {image_size}")
     if not 0 < test_fraction < 1:
         raise UsageError(f"imagefolder option test_fraction must be between 0 and 1, got {test_fraction}")
-    folder = Path(path).expanduser()
-    folder = Path(os.path.abspath(folder if folder.is_absolute() else root / folder))
-    if not folder.is_dir():
-        raise UsageError(
-            f"image folder {folder} does not exist; check --data-opt path (relative to the data root)"
-        )
+    folder = find_path(
+        path, [Path.cwd(), root], "folder", "path"
+    )  # a benchmark's folders: under the data root
     cache_dir = folder / ".sslkit-cache"
     record: dict[str, Any] = {
         "folder": str(folder),
@@ -176,18 +181,14 @@ def load(
     # labeled images: a CSV, or class folders in DIR/train/ or DIR/
     pool: list[Path] = []
     if labels:
-        csv_path = _resolve(labels, folder)
-        if not csv_path.is_file():
-            raise UsageError(
-                f"labels file {csv_path} does not exist; check --data-opt labels (relative to {folder})"
-            )
+        csv_path = find_path(labels, [Path.cwd(), folder], "file", "labels")
         labeled, pool, digest = read_labels_csv(csv_path, folder)
         record.update(labels_from=f"CSV {csv_path}", labels_csv_sha256=digest)
     else:
         base = folder / "train" if (folder / "train").is_dir() else folder
         subfolders = [d for d in base.iterdir() if d.is_dir() and not d.name.startswith(".")]
         if base == folder and unlabeled == "" and not subfolders:  # a plain pile of images, no labels yet
-            unlabeled = "."
+            unlabeled = str(folder)
         no_classes = all(d.name in RESERVED for d in subfolders)
         labeled = {} if no_classes and (unlabeled or (folder / "unlabeled").is_dir()) else class_folders(base)
         if not labeled:
@@ -213,13 +214,13 @@ def load(
                 )
 
     # the pool: unlabeled=PATH, else DIR/unlabeled/; plus a CSV's empty-label rows
-    pool_dir = _resolve(unlabeled, folder) if unlabeled else folder / "unlabeled"
+    pool_dir = (
+        find_path(unlabeled, [Path.cwd(), folder], "folder", "unlabeled")
+        if unlabeled
+        else folder / "unlabeled"
+    )
     if labels and not unlabeled and not pool_dir.is_dir():  # a plain pile labeled by a CSV: the rest is pool
         pool_dir = folder
-    if unlabeled and not pool_dir.exists():
-        raise UsageError(
-            f"unlabeled folder {pool_dir} does not exist; check --data-opt unlabeled (relative to {folder})"
-        )
     if pool_dir.exists():
         found = find_images(pool_dir)
         if not found and pool_dir == folder:
