@@ -62,10 +62,16 @@ def test_freematch_thresholds_and_fairness_term_by_hand() -> None:
     p = torch.tensor([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0]]).softmax(1).mean(0)
     batch = torch.tensor([p[0] / 0.5, p[1] / 0.5, 0.0])
     target = torch.tensor([1.0, 1.2, 0.8])
-    expected = (target / target.sum() * torch.log(batch / batch.sum() + 1e-12)).sum()
+    expected = (target[:2] / target.sum() * torch.log(batch[:2] / batch.sum())).sum()  # the empty class: 0
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
     loss.backward()
     assert torch.isfinite(strong.grad).all()  # the empty class gives no NaN gradient
+    # the same gradient as USB's form, whose empty class adds the constant target * log(1e-12)
+    usb_strong = strong.detach().clone().requires_grad_()
+    kept = usb_strong[:2].softmax(1).mean(0)
+    usb_batch = torch.stack([kept[0] / 0.5, kept[1] / 0.5, torch.zeros(())])
+    (target / target.sum() * torch.log(usb_batch / usb_batch.sum() + 1e-12)).sum().backward()
+    assert torch.allclose(strong.grad, usb_strong.grad, atol=1e-6)
     assert float(fairness_loss(strong, torch.zeros(3), class_confidence, histogram)) == 0.0
 
 

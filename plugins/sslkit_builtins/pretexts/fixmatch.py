@@ -107,8 +107,9 @@ def fairness_loss(
 ) -> Tensor:
     """FreeMatch's self-adaptive fairness term, ``-H(target, batch)``: ``target`` is the running class probabilities
     over the running histogram of pseudo-labels, ``batch`` the mean probability of the masked strong views over
-    their histogram, each summed to 1. Minimizing it keeps every class in the predictions (a class that the batch
-    never predicts drops out of ``batch``). Zero where the mask keeps no image."""
+    their histogram, each summed to 1. Minimizing it keeps every class in the predictions. A class that the batch
+    never predicts adds nothing (USB's form adds ``target * log 1e-12``, a constant without gradient that only made
+    the printed term large and negative). Zero where the mask keeps no image."""
     keep = mask.bool()
     if not keep.any():
         return strong_logits.new_zeros((), dtype=torch.float32)
@@ -118,7 +119,8 @@ def fairness_loss(
     # a class absent from the batch gets 0, and no gradient (dividing by its empty bin would give NaN gradients)
     batch = torch.where(histogram > 0, probs.mean(0) / histogram.clamp_min(1e-6), torch.zeros_like(histogram))
     target = class_confidence / label_histogram
-    return (target / target.sum() * torch.log(batch / batch.sum() + 1e-12)).sum()
+    log_share = torch.where(histogram > 0, torch.log(batch / batch.sum() + 1e-12), torch.zeros_like(batch))
+    return (target / target.sum() * log_share).sum()
 
 
 def align_distribution(probs: Tensor, prior: Tensor, running_mean: Tensor) -> Tensor:
