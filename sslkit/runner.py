@@ -198,7 +198,7 @@ def describe(
     return (
         f"{info.name}: {len(data.labeled)} labeled, {len(data.pool)} unlabeled, {len(data.bundle.test) or 'no'} "
         f"test, {info.image_size}x{info.image_size} {info.mode}{flips}; {cfg.pretext} on {cfg.encoder}, "
-        f"{schedule.epochs} epochs, {device}{', bfloat16 steps' if amp else ''}"
+        f"{schedule.epochs} epoch(s), {device}{', bfloat16 steps' if amp else ''}"
     )
 
 
