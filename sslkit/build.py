@@ -344,11 +344,16 @@ def saved_config(run_dir: Path) -> tuple[RunConfig, dict[str, Any]]:
 
     What the run took from its recipe is taken from the record instead (every pretext option, defaults included,
     and the schedule): a recipe that changed since (fixmatch's Fashion-MNIST threshold, 2026-12-06) must not
-    change a run that resumes or is read again."""
+    change a run that resumes or is read again. So are the data options, as the dataset resolved them (a folder
+    given relative to the directory the run started in)."""
     record = rundir.read_run_config(run_dir)
     settings = dict(record["config"])
-    if "pretext" in record.get("options", {}):
-        settings["pretext_options"] = record["options"]["pretext"]
+    for kind in (
+        "data",
+        "pretext",
+    ):  # the data's as resolved (absolute paths), the pretext's with its defaults
+        if kind in record.get("options", {}):
+            settings[f"{kind}_options"] = record["options"][kind]
     for key in DEFAULT_RECIPE:
         if settings.get(key) is None and key in record.get("schedule", {}):
             settings[key] = record["schedule"][key]

@@ -109,7 +109,9 @@ class DatasetBundle:
     every label is used unless ``--labels`` asks for fewer. ``test`` may hold no images (a folder without a test
     split). ``train_files`` / ``unlabeled_files`` name each image's file (relative to the dataset's folder) where
     images come from files, so predictions can name them. ``record`` goes into ``config.json`` (where the labels
-    came from, files skipped as unreadable, the cache)."""
+    came from, files skipped as unreadable, the cache). ``options``: options as the dataset resolved them (a
+    relative path made absolute); the run records them in place of the given ones, so that a later command reading
+    the run (resume, eval, suggest) finds the same files from any directory."""
 
     info: DataInfo
     train: Split
@@ -119,6 +121,7 @@ class DatasetBundle:
     train_files: list[str] | None = None
     unlabeled_files: list[str] | None = None
     record: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------------------------------ pretext

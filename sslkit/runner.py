@@ -162,7 +162,7 @@ def write_record(
     record = {
         "config": cfg.to_dict(),
         "options": {
-            "data": registry.settings("dataset", cfg.data, cfg.data_options),
+            "data": {**registry.settings("dataset", cfg.data, cfg.data_options), **data.bundle.options},
             "pretext": registry.settings("pretext", cfg.pretext, cfg.pretext_options),
             "encoder": registry.settings("encoder", cfg.encoder, cfg.encoder_options),
             "eval": {

@@ -97,15 +97,21 @@ def test_labels_from_a_csv_go_straight_back_in(
 
 
 def test_no_labels_yet_then_suggest_then_the_filled_sheet_goes_back_in(
-    folder: tuple[Path, dict[str, int]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    folder: tuple[Path, dict[str, int]],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     source, truth = folder
     pile = tmp_path / "pile"
     for name in truth:  # only the pile: no class folders, no labels
         (pile / name).parent.mkdir(parents=True, exist_ok=True)
         (pile / name).write_bytes((source / name).read_bytes())
-    argv = ["run", "--data", "imagefolder", "--data-opt", f"path={pile}", "--data-opt", "image_size=8"]
+    monkeypatch.chdir(tmp_path)  # the folder as a person types it, beside them
+    argv = ["run", "--data", "imagefolder", "--data-opt", "path=pile", "--data-opt", "image_size=8"]
     assert main([*argv, *RUN, "--out", str(tmp_path / "runs")]) == 0
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # the run is read again from another directory
     err = capsys.readouterr().err
     assert "no labels yet: training rotation" in err and "next: sslkit suggest" in err
     (run_dir,) = (tmp_path / "runs").iterdir()
@@ -137,7 +143,9 @@ def test_no_labels_yet_then_suggest_then_the_filled_sheet_goes_back_in(
     filled = [f"{r['path']},{truth[r['path']]}" for r in rows]
     sheet.write_text("path,label\n" + "\n".join(filled) + "\n")
     argv = ["run", "--data", "imagefolder", "--data-opt", f"path={pile}", "--data-opt", "labels=to-label.csv"]
-    assert main([*argv, "--data-opt", "image_size=8", *RUN, "--out", str(tmp_path / "runs2")]) == 0
+    assert (
+        main([*argv, "--data-opt", "image_size=8", *RUN, "--out", str(tmp_path / "runs2")]) == 0
+    )  # in pile/
     (second,) = (tmp_path / "runs2").iterdir()
     config = json.loads((second / "config.json").read_text())
     assert config["data"]["labeled"] == 12 and config["data"]["pool"] == 300 - 12

@@ -167,9 +167,8 @@ def load(
         raise UsageError(f"imagefolder option image_size must be between 8 and 1024, got {image_size}")
     if not 0 < test_fraction < 1:
         raise UsageError(f"imagefolder option test_fraction must be between 0 and 1, got {test_fraction}")
-    folder = find_path(
-        path, [Path.cwd(), root], "folder", "path"
-    )  # a benchmark's folders: under the data root
+    folder = find_path(path, [Path.cwd(), root], "folder", "path")  # a benchmark's: under the data root
+    resolved = {"path": str(folder)}  # each path option as found: a later command finds them from anywhere
     cache_dir = folder / ".sslkit-cache"
     record: dict[str, Any] = {
         "folder": str(folder),
@@ -178,19 +177,25 @@ def load(
         "cache": str(cache_dir),
     }
 
+    pool_dir = folder / "unlabeled"
+    if unlabeled:  # a pile elsewhere
+        pool_dir = find_path(unlabeled, [Path.cwd(), folder], "folder", "unlabeled")
+        resolved["unlabeled"] = str(pool_dir)
+
     # labeled images: a CSV, or class folders in DIR/train/ or DIR/
     pool: list[Path] = []
     if labels:
         csv_path = find_path(labels, [Path.cwd(), folder], "file", "labels")
+        resolved["labels"] = str(csv_path)
         labeled, pool, digest = read_labels_csv(csv_path, folder)
         record.update(labels_from=f"CSV {csv_path}", labels_csv_sha256=digest)
     else:
         base = folder / "train" if (folder / "train").is_dir() else folder
         subfolders = [d for d in base.iterdir() if d.is_dir() and not d.name.startswith(".")]
-        if base == folder and unlabeled == "" and not subfolders:  # a plain pile of images, no labels yet
-            unlabeled = str(folder)
+        if base == folder and not unlabeled and not subfolders:  # a plain pile of images, no labels yet
+            pool_dir = folder
         no_classes = all(d.name in RESERVED for d in subfolders)
-        labeled = {} if no_classes and (unlabeled or (folder / "unlabeled").is_dir()) else class_folders(base)
+        labeled = {} if no_classes and pool_dir.is_dir() else class_folders(base)
         if not labeled:
             record["labels_from"] = "none yet"
     classes = sorted(labeled)
@@ -214,11 +219,6 @@ def load(
                 )
 
     # the pool: unlabeled=PATH, else DIR/unlabeled/; plus a CSV's empty-label rows
-    pool_dir = (
-        find_path(unlabeled, [Path.cwd(), folder], "folder", "unlabeled")
-        if unlabeled
-        else folder / "unlabeled"
-    )
     if labels and not unlabeled and not pool_dir.is_dir():  # a plain pile labeled by a CSV: the rest is pool
         pool_dir = folder
     if pool_dir.exists():
@@ -299,6 +299,7 @@ def load(
         train_files=relative(train_files, folder),
         unlabeled_files=pool_kept,
         record=record,
+        options=resolved,
     )
 
 
