@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,7 +97,7 @@ def _run(
         raise UsageError("the unlabeled pool is empty (every training image is labeled); lower --labels")
     run_dir = open_run_dir(cfg, resume, run_dir)
     amp = build.amp_dtype(cfg, device, training=True)
-    with rundir.locked(run_dir) if rank0 else contextlib.nullcontext():
+    with rundir.locked(run_dir) if rank0 else contextlib.nullcontext(), resume_hint(run_dir):
         if resume is None and rank0:
             write_record(run_dir, cfg, data, schedule, device, amp, registry)
         if stage is not None:
@@ -121,6 +122,18 @@ def _run(
         summary.update(train_seconds=round(train_seconds, 2), eval_seconds=round(time.perf_counter() - t0, 2))
         publish(run_dir, cfg, summary, steps, quiet, Held(cfg, data.bundle, pretext.encoder))
     return RunResult(run_dir, summary["results"], history, summary.get("baselines", {}))
+
+
+@contextlib.contextmanager
+def resume_hint(run_dir: Path) -> Iterator[None]:
+    """Ctrl-C inside: one line naming the command that continues the run (a stage's: its parent's, which the
+    parent's own hint names over it)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        kept = any((d / rundir.CHECKPOINT).exists() for d in (run_dir, run_dir / rundir.PRETRAIN))
+        how = "from its last checkpoint" if kept else "from the start (no checkpoint was written yet)"
+        raise Interrupted(f"interrupted; `sslkit run --resume {run_dir}` continues {how}") from None
 
 
 def settle(registry: Registry, cfg: RunConfig, data: build.Data, resume: Path | None) -> RunConfig:
@@ -302,13 +315,6 @@ def pretrain(
             else "no checkpoint had been written yet"
         )
         raise UsageError(f"{exc}; {kept}. Start again with a lower --lr, or pass --on-nan lower-lr") from None
-    except KeyboardInterrupt:
-        where = (
-            f"`sslkit run --resume {run_dir}` continues from its last checkpoint"
-            if (run_dir / rundir.CHECKPOINT).exists()
-            else f"no checkpoint was written yet, so {run_dir} cannot be resumed: start again"
-        )
-        raise Interrupted(f"interrupted; {where}") from None
 
 
 def run_settings(resume: str | Path | None = None, quiet: bool = False, **settings: Any) -> RunResult:

@@ -129,7 +129,7 @@ def test_a_run_config_json_can_be_given_to_config(result: sslkit.RunResult, tmp_
     assert config["epochs"] == 0 and config["pool_size"] == 512 and config["eval"] == ["linear"]
 
 
-def test_interrupting_before_any_checkpoint_says_it_cannot_be_resumed(
+def test_interrupting_before_any_checkpoint_names_the_resume_that_starts_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
     from sslkit.engine.loop import Trainer
@@ -137,11 +137,13 @@ def test_interrupting_before_any_checkpoint_says_it_cannot_be_resumed(
     def interrupt(self):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(Trainer, "fit", interrupt)
-    assert main(["run", "--data", "digits", "--epochs", "1", "--out", str(tmp_path)]) == 130
+    with monkeypatch.context() as patch:
+        patch.setattr(Trainer, "fit", interrupt)
+        assert main(["run", "--data", "digits", "--epochs", "1", "--out", str(tmp_path)]) == 130
     err = capsys.readouterr().err
     (run_dir,) = (p for p in tmp_path.iterdir() if (p / "config.json").exists())
-    assert f"no checkpoint was written yet, so {run_dir} cannot be resumed" in err
+    assert f"`sslkit run --resume {run_dir}` continues from the start (no checkpoint was written yet)" in err
+    assert main(["run", "--resume", str(run_dir)]) == 0 and (run_dir / "results.json").exists()
 
 
 def test_budgets_below_one_label_per_class_are_refused(tmp_path: Path, capsys) -> None:

@@ -150,3 +150,26 @@ def test_no_labels_yet_then_suggest_then_the_filled_sheet_goes_back_in(
     config = json.loads((second / "config.json").read_text())
     assert config["data"]["labeled"] == 12 and config["data"]["pool"] == 300 - 12
     assert len(list(csv.DictReader((second / "predictions.csv").open()))) == 300 - 12
+
+
+def test_interrupting_a_folder_runs_stage_names_the_run_itself(
+    folder: tuple[Path, dict[str, int]],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sslkit.engine.loop import Trainer
+
+    def interrupt(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "fit", interrupt)  # in the recipe's rotation stage, the first to train
+    root, _ = folder
+    argv = ["run", "--data", "imagefolder", "--data-opt", f"path={root}", "--data-opt", "image_size=8"]
+    assert main([*argv, "--epochs", "1", "--out", str(tmp_path)]) == 130
+    (run_dir,) = tmp_path.iterdir()
+    assert (run_dir / "pretrain" / "config.json").exists()  # the stage had started
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.endswith(
+        f"`sslkit run --resume {run_dir}` continues from the start (no checkpoint was written yet)"
+    )
