@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -473,9 +474,14 @@ def cmd_suggest(args: argparse.Namespace) -> int:
     out, run_dir = Path(args.out), finished_run(args.run_dir)
     csv_path, sheet, name = suggest(run_dir, args.n, out, args.strategy, args.seed, args.device)
     print(f"{args.n} images to label ({name}): fill in the label column of {csv_path}; thumbnails: {sheet}")
-    folder = saved_config(run_dir)[0].data_options.get("path")
-    if folder:  # a labeled data set cannot take the sheet back: only a folder's run names its next command
-        print(f"then: sslkit run --data imagefolder --data-opt path={folder} --data-opt labels={csv_path}")
+    cfg, record = saved_config(run_dir)
+    given = record["config"].get("data_options", {})
+    # a labeled data set cannot take the sheet back: only a folder's run names its next command, with every data
+    # option the run was given (paths as the run found them)
+    if "path" in given:
+        options = {**{key: cfg.data_options[key] for key in given}, "labels": csv_path}
+        texts = [f"{key}={str(v).lower() if isinstance(v, bool) else v}" for key, v in options.items()]
+        print(f"then: sslkit run --data {cfg.data} {' '.join(f'--data-opt {shlex.quote(t)}' for t in texts)}")
     return 0
 
 

@@ -109,7 +109,7 @@ def test_no_labels_yet_then_suggest_then_the_filled_sheet_goes_back_in(
         (pile / name).write_bytes((source / name).read_bytes())
     monkeypatch.chdir(tmp_path)  # the folder as a person types it, beside them
     argv = ["run", "--data", "imagefolder", "--data-opt", "path=pile", "--data-opt", "image_size=8"]
-    assert main([*argv, *RUN, "--out", str(tmp_path / "runs")]) == 0
+    assert main([*argv, "--data-opt", "flips=false", *RUN, "--out", str(tmp_path / "runs")]) == 0
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "elsewhere")  # the run is read again from another directory
     err = capsys.readouterr().err
@@ -119,8 +119,9 @@ def test_no_labels_yet_then_suggest_then_the_filled_sheet_goes_back_in(
 
     sheet = pile / "to-label.csv"
     assert main(["suggest", str(run_dir), "--n", "12", "--out", str(sheet)]) == 0
-    next_run = f"then: sslkit run --data imagefolder --data-opt path={pile} --data-opt labels={sheet}"
-    assert next_run in capsys.readouterr().out  # the folder's own path, ready to paste
+    # the next command with every option the run was given, ready to paste
+    options = f"path={pile} --data-opt image_size=8 --data-opt flips=false --data-opt labels={sheet}"
+    assert f"then: sslkit run --data imagefolder --data-opt {options}\n" in capsys.readouterr().out
     rows = list(csv.DictReader(sheet.open()))
     assert len(rows) == 12 and len({r["path"] for r in rows}) == 12 and all(r["label"] == "" for r in rows)
     page = sheet.with_suffix(".html").read_text()
