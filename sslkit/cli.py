@@ -447,13 +447,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise UsageError(
             f"no image files in {', '.join(args.paths)}; give image files or folders holding them"
         )
-    kept, probs, skipped = run.predict_files(paths)
+    kept, probs, skipped = run.predict_files(paths)  # unreadable files are skipped, named on stderr
+    if not kept:
+        raise UsageError(f"none of the {len(paths)} image files could be decoded (the first: {skipped[0]})")
     text = rundir.predictions_csv([str(p) for p in kept], probs, run.classes, args.top_k)
-    if skipped:
-        print(
-            f"sslkit: skipped {len(skipped)} unreadable file(s): {', '.join(map(str, skipped[:3]))}",
-            file=sys.stderr,
-        )
     if args.out:
         from sslkit.util import atomic_write_text
 

@@ -269,13 +269,18 @@ def load_classifier_head(run_dir: Path) -> torch.nn.Linear:
 
     path = run_dir / CLASSIFIER
     if not path.exists():
-        why = (
-            "has not finished"
-            if status(run_dir) != "finished"
-            else "has no classifier (a multi-label run, or one from before classifiers were saved)"
-        )
+        if status(run_dir) != "finished":
+            raise UsageError(
+                f"{run_dir} has not finished: no {CLASSIFIER}; finish it with `sslkit run --resume {run_dir}`"
+            )
+        if read_run_config(run_dir).get("data", {}).get("labeled") == 0:
+            raise UsageError(
+                f"{run_dir} trained without labels, so it has no classifier; `sslkit suggest {run_dir}` picks the "
+                "images to label first, and a run on them has one"
+            )
         raise UsageError(
-            f"{run_dir} {why}: no {CLASSIFIER}; finish it with `sslkit run --resume {run_dir}` or train a new run"
+            f"{run_dir} has no classifier (a multi-label run, or one from before classifiers were saved): no "
+            f"{CLASSIFIER}; train a new run"
         )
     state = load_file(str(path))
     head = torch.nn.Linear(state["weight"].shape[1], state["weight"].shape[0])

@@ -53,7 +53,6 @@ def suggest(
         rows.append(row)
     columns = ["path", "label", "guess", "confidence"] if probabilities is not None else ["path", "label"]
     lines = [",".join(columns)] + [rundir.csv_row([r.get(c, "") for c in columns]) for r in known + rows]
-    out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, "\n".join(lines) + "\n")
     sheet = out.with_suffix(".html")
     title = f"{len(rows)} images to label next ({name}, {run_dir.name})"

@@ -91,7 +91,8 @@ def log(msg: str) -> None:
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to a temporary file beside ``path``, flush it to disk, then rename it over ``path``: a
-    kill at any moment leaves the old file or the new one, never half of one."""
+    kill at any moment leaves the old file or the new one, never half of one. A missing folder is made."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "wb") as fh:
         fh.write(data)

@@ -153,6 +153,8 @@ def test_predict_reads_files_as_the_run_did_and_export_agrees(
     assert [r["class"] for r in rows] == [run.classes[i] for i in probs.argmax(1)]
     assert np.allclose([float(r["confidence"]) for r in rows], probs.max(1).values.numpy(), atol=1e-4)
     assert "class_3" in rows[0]
+    out = tmp_path / "not-yet" / "labels.csv"  # a folder that does not exist yet is made
+    assert main(["predict", str(digits_run), str(folder), "--out", str(out)]) == 0 and out.exists()
 
     assert main(["export", str(digits_run), "--out", str(tmp_path / "m.onnx")]) == 0
     import onnxruntime
@@ -167,8 +169,13 @@ def test_predict_and_export_refuse_bad_input_in_one_line(
 ) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
+    (tmp_path / "junk.jpg").write_bytes(b"not a jpeg")
     cases = [
         (["predict", str(digits_run), str(empty)], "no image files"),
+        (
+            ["predict", str(digits_run), str(tmp_path / "junk.jpg")],
+            "none of the 1 image files could be decoded",
+        ),
         (["predict", str(digits_run), str(tmp_path / "nope.png")], "no such file"),
         (["predict", str(digits_run), str(empty), "--top-k", "0"], "--top-k"),
         (["predict", str(tmp_path), str(empty)], "not an sslkit run directory"),
@@ -176,8 +183,9 @@ def test_predict_and_export_refuse_bad_input_in_one_line(
     ]
     for argv, message in cases:
         assert main(argv) == 2
-        err = capsys.readouterr().err
-        assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+        err = capsys.readouterr().err.strip().splitlines()
+        assert message in err[-1] and err[-1].startswith("sslkit: error") and "Traceback" not in "".join(err)
+        assert len(err) == (2 if "junk" in argv[-1] else 1)  # the unreadable file is named as it is skipped
     unfinished = tmp_path / "unfinished"
     unfinished.mkdir()
     (unfinished / "config.json").write_text((digits_run / "config.json").read_text())

@@ -116,6 +116,8 @@ def test_no_labels_yet_then_suggest_then_the_filled_sheet_goes_back_in(
     assert "no labels yet: training rotation" in err and "next: sslkit suggest" in err
     (run_dir,) = (tmp_path / "runs").iterdir()
     assert not (run_dir / "classifier.json").exists() and not (run_dir / "predictions.csv").exists()
+    assert main(["predict", str(run_dir), str(pile)]) == 2
+    assert "trained without labels, so it has no classifier; `sslkit suggest" in capsys.readouterr().err
 
     sheet = pile / "to-label.csv"
     assert main(["suggest", str(run_dir), "--n", "12", "--out", str(sheet)]) == 0
