@@ -445,8 +445,8 @@ def test_imagefolder_path_is_found_as_typed(tmp_path: Path, registry, monkeypatc
     to the data root; neither: one line naming both places."""
     here, root = tmp_path / "here", tmp_path / "root"
     for folder in (here / "photos", root / "suite"):
-        picture(folder / "cat" / "a.png", 10)
-        picture(folder / "unlabeled" / "b.png", 10)
+        for name in ("cat/a.png", "dog/a.png", "unlabeled/b.png"):
+            picture(folder / name, 10)
     monkeypatch.chdir(here)
 
     def folder(path: str) -> str:
@@ -479,6 +479,7 @@ def bad_folders(tmp: Path) -> list[tuple[str, dict[str, str], str]]:
     picture(good / "cat" / "b.png", 10)
     corrupt(tmp / "corrupt" / "cat" / "broken.jpg")
     picture(tmp / "corrupt" / "cat" / "ok.png", 10)
+    picture(tmp / "corrupt" / "dog" / "ok.png", 10)
     picture(tmp / "corrupt" / "unlabeled" / "u.png", 10)
     cases.append(
         ("unreadable labeled file", {"path": str(tmp / "corrupt")}, r"cannot decode image .*broken\.jpg")
@@ -514,13 +515,20 @@ def bad_folders(tmp: Path) -> list[tuple[str, dict[str, str], str]]:
             "unlabeled nope not found: no folder .*good/nope",
         )
     )
-    picture(tmp / "testextra" / "cat" / "a.png", 10)
-    picture(tmp / "testextra" / "test" / "dog" / "a.png", 10)
-    cases.append(("test class never labeled", {"path": str(tmp / "testextra")}, "no labeled image has: dog"))
+    picture(tmp / "oneclass" / "cat" / "a.png", 10)
+    picture(tmp / "oneclass" / "unlabeled" / "b.png", 10)
+    cases.append(
+        ("one class", {"path": str(tmp / "oneclass")}, "class folders labels one class only \\('cat'\\)")
+    )
+    for name in ("cat/a.png", "dog/a.png", "test/bird/a.png"):
+        picture(tmp / "testextra" / name, 10)
+    cases.append(("test class never labeled", {"path": str(tmp / "testextra")}, "no labeled image has: bird"))
     picture(tmp / "emptypool" / "cat" / "a.png", 10)
+    picture(tmp / "emptypool" / "dog" / "a.png", 10)
     (tmp / "emptypool" / "unlabeled").mkdir()
     cases.append(("empty pool folder", {"path": str(tmp / "emptypool")}, "no image files under .*unlabeled"))
     picture(tmp / "deadpool" / "cat" / "a.png", 10)
+    picture(tmp / "deadpool" / "dog" / "a.png", 10)
     corrupt(tmp / "deadpool" / "unlabeled" / "x.jpg")
     cases.append(
         ("no readable pool image", {"path": str(tmp / "deadpool")}, "none of the 1 unlabeled images")

@@ -199,6 +199,11 @@ def load(
         if not labeled:
             record["labels_from"] = "none yet"
     classes = sorted(labeled)
+    if len(classes) == 1:
+        raise UsageError(
+            f"{record['labels_from']} labels one class only ({classes[0]!r}); a classifier needs two: label images "
+            "of at least one other class"
+        )
 
     test: dict[str, list[Path]] | None = None
     if (folder / "test").is_dir():
