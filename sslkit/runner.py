@@ -244,6 +244,15 @@ def assess(
         if len(pool):
             text = rundir.predictions_csv(data.pool_names, classifier.probabilities(pool), info.classes)
             atomic_write_text(run_dir / rundir.PREDICTIONS, text)
+            log(f"predictions: {run_dir / rundir.PREDICTIONS} (each of the {len(pool):,} pool images' class)")
+        if not has_test:  # no results table follows: the run's end says what it holds instead
+            estimate = summary["classifier"].get("estimate")
+            if estimate:
+                log(f"classifier: {estimate['cv_accuracy']:.4f}, {estimate['what']}")
+            log(
+                f"next: sslkit predict {run_dir} FILES --out labels.csv   |   sslkit suggest {run_dir} --n 20   "
+                f"(which images to label next)   |   sslkit export {run_dir}"
+            )
     if cfg.baselines and has_test:
         summary["baselines"] = baselines(registry, cfg, data, device)
     return summary

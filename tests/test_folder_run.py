@@ -51,6 +51,12 @@ def test_a_folder_with_its_own_pile_and_no_test_split(
     out = capsys.readouterr()
     assert "no test split" in out.err and "30 labeled, 300 unlabeled, no test" in out.err
     (run_dir,) = (tmp_path / "runs").iterdir()
+    for line in (
+        f"predictions: {run_dir / 'predictions.csv'} (each of the 300",
+        "cross-validated accuracy, not a test",
+    ):
+        assert line in out.err  # a run without a test split ends saying what it holds
+    assert f"next: sslkit predict {run_dir} FILES" in out.err
     config = json.loads((run_dir / "config.json").read_text())
     assert config["config"]["labels"] == "all"  # every given label, none held out
     assert config["data"]["labeled"] == 30 and config["data"]["skipped"] == ["unlabeled/broken.jpg"]
