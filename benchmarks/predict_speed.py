@@ -36,9 +36,10 @@ def main() -> None:
     from sslkit.registry import load_registry
 
     run = load_run(args.run_dir)
-    cfg, record = build.saved_config(args.run_dir)
+    registry = load_registry()
+    cfg, record = build.saved_config(args.run_dir, registry)
     # the record: a --select run's picks are reused, not chosen again
-    test = build.load_data(load_registry(), cfg, record).bundle.test
+    test = build.load_data(registry, cfg, record).bundle.test
     n = min(args.files, len(test))
     work = Path(tempfile.mkdtemp(prefix="sslkit-predict-"))
     for i in range(n):

@@ -35,7 +35,7 @@ def main() -> None:
 
     registry = load_registry()
     for run_dir in args.round1:
-        cfg, record = saved_config(run_dir)
+        cfg, record = saved_config(run_dir, registry)
         bundle = load_data(registry, cfg, record).bundle
         images, truth, classes = bundle.train.images, bundle.train.labels, bundle.info.num_classes
         pixels = pixel_embedding(images)

@@ -136,7 +136,8 @@ class Data:
 
 def load_data(registry: Registry, cfg: RunConfig, record: dict[str, Any] | None = None) -> Data:
     """The run's data. ``record``: a saved run's ``config.json``, whose recorded picks (``--select``) are taken
-    as they are instead of being chosen again (the same picks: the selection is deterministic, but takes seconds)."""
+    as they are instead of being chosen again (the same picks: the selection is deterministic, but takes seconds),
+    and whose labels must be the ones rebuilt (resume, eval, suggest and the report read the data again)."""
     root = Path(cfg.data_root).expanduser() if cfg.data_root else default_data_root()
     bundle = registry.build("dataset", cfg.data, root, cfg.download, options=cfg.data_options)
     train = bundle.train
@@ -165,6 +166,12 @@ def load_data(registry: Registry, cfg: RunConfig, record: dict[str, Any] | None 
         keep = keep.sort().values
         pool, names = pool[keep], [names[i] for i in keep.tolist()]
     labels = "all" if count is None else count
+    if recorded.get("labels_sha256") not in (None, budget.digest):
+        source = recorded.get("labels_from", "the data set")
+        raise UsageError(
+            f"the labels rebuilt for this run differ from the ones it was trained on: {source} changed since; "
+            "restore it, or train a new run on the new labels"
+        )
     return Data(bundle, train.subset(budget.labeled), pool, budget.digest, labels, names, labeled_names)
 
 
@@ -235,7 +242,7 @@ def run_view(
     probabilities (None where the run kept no classifier)."""
     from sslkit.features import extract_features
 
-    cfg, record = saved_config(run_dir)
+    cfg, record = saved_config(run_dir, registry)
     info = saved_info(registry, cfg, record)
     encoder = trained_encoder(registry, cfg, info, run_dir).to(device)
     features = extract_features(encoder, images, info, device)
@@ -339,21 +346,21 @@ def schedule(registry: Registry, cfg: RunConfig, recorded: dict[str, Any] | None
     )
 
 
-def saved_config(run_dir: Path) -> tuple[RunConfig, dict[str, Any]]:
+def saved_config(run_dir: Path, registry: Registry) -> tuple[RunConfig, dict[str, Any]]:
     """A run directory's config (as the run resolved it) and its whole ``config.json`` record.
 
     What the run took from its recipe is taken from the record instead (every pretext option, defaults included,
     and the schedule): a recipe that changed since (fixmatch's Fashion-MNIST threshold, 2026-12-06) must not
     change a run that resumes or is read again. So are the data options, as the dataset resolved them (a folder
-    given relative to the directory the run started in)."""
+    given relative to the directory the run started in). A recorded default whose option the plugin has since
+    dropped is left out (what the run was given is still checked)."""
     record = rundir.read_run_config(run_dir)
     settings = dict(record["config"])
-    for kind in (
-        "data",
-        "pretext",
-    ):  # the data's as resolved (absolute paths), the pretext's with its defaults
-        if kind in record.get("options", {}):
-            settings[f"{kind}_options"] = record["options"][kind]
+    for kind, key in (("dataset", "data"), ("pretext", "pretext")):
+        if key in record.get("options", {}):
+            known = registry.get(kind, settings[key]).options
+            kept = {name: value for name, value in record["options"][key].items() if name in known}
+            settings[f"{key}_options"] = {**settings.get(f"{key}_options", {}), **kept}
     for key in DEFAULT_RECIPE:
         if settings.get(key) is None and key in record.get("schedule", {}):
             settings[key] = record["schedule"][key]
@@ -460,7 +467,7 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> TrainedRun:
     """Load a finished run: ``sslkit.load_run("runs/...").features(images)``."""
     run_dir = Path(run_dir)
     registry = load_registry()
-    cfg, record = saved_config(run_dir)
+    cfg, record = saved_config(run_dir, registry)
     info = saved_info(registry, cfg, record)
     encoder = trained_encoder(registry, cfg, info, run_dir).to(resolve_device(device))
     return TrainedRun(encoder, info, cfg, run_dir)

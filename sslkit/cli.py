@@ -18,6 +18,9 @@ from sslkit.interfaces import KINDS, OPTIMIZERS
 EXAMPLES = """\
 examples:
   sslkit run --data digits                                    # offline quick start: fixmatch, seconds on a CPU
+  sslkit run --data imagefolder --data-opt path=photos        # your own images: class folders + unlabeled/
+  sslkit suggest runs/RUN_DIR --n 20                          # which images to label next (to-label.csv)
+  sslkit predict runs/RUN_DIR new-photos/ --out labels.csv    # a run's classifier on any image files
   sslkit run --pretext rotation --encoder convnet --data fashion-mnist --labels 100
   sslkit run --pretext simclr --data fashion-mnist --pretext-opt temperature=0.5 --eval linear,knn
   sslkit run --pretext rotation --encoder resnet18 --data svhn --labels 732
@@ -72,11 +75,16 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
         "pretrain",
         "skip the recipe's pretraining stage (fixmatch on fashion-mnist starts from 1 epoch of rotation)",
     )
-    g.add_argument("--data", help="dataset: digits, mnist, fashion-mnist, svhn, ... (default digits)")
+    g.add_argument(
+        "--data",
+        help="dataset: digits, mnist, fashion-mnist, svhn, ..., or imagefolder (your own images, with "
+        "--data-opt path=DIR); `sslkit plugins --kind dataset` lists them (default digits)",
+    )
     g.add_argument(
         "--labels",
-        help="labeled images, balanced over classes and seeded, or 'all' (default: 100 from a labeled data set; "
-        "every label of a folder that brings its own unlabeled images)",
+        help="labeled images, balanced over classes and seeded, or 'all', or 0 (a label-free run, to pick the "
+        "images to label with `sslkit suggest`) (default: 100 from a labeled data set; every label of a folder "
+        "that brings its own unlabeled images)",
     )
     g.add_argument("--labels-per-class", type=int, help="labeled images per class instead of --labels")
     g.add_argument(
@@ -198,8 +206,9 @@ def _on_a_run(sub: Any, name: str) -> argparse.ArgumentParser:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="sslkit",
-        description="Self-supervised pretraining with few labels: pretrain an encoder on a pretext task, "
-        "then measure its features with a handful of labels.",
+        description="Many images, few labels: train a classifier from a handful of labels and a pile of unlabeled "
+        "images (self- and semi-supervised methods), label the pile, choose which images to label next, and "
+        "compare methods on benchmarks.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -275,8 +284,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("runs", nargs="?", default="runs", metavar="RUNS", help="folder of run directories")
 
-    p = sub.add_parser("report", help="write one HTML report for one or more run directories")
-    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p = sub.add_parser(
+        "report",
+        help="write one HTML report for one or more run directories",
+        description="One HTML page for one run (its settings, curves, results, t-SNE map, confusion matrix) or a "
+        "comparison of several (their results side by side). Self-contained: open it in any browser.",
+    )
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="directories made by `sslkit run`")
     p.add_argument(
         "-o", "--output", help="HTML file (default RUN_DIR/report.html, or report.html for several)"
     )
@@ -467,11 +481,18 @@ def cmd_suggest(args: argparse.Namespace) -> int:
     if args.n < 1:
         raise UsageError(f"--n must be a positive number of images, got {args.n}")
     from sslkit.build import saved_config
+    from sslkit.registry import load_registry
 
     out, run_dir = Path(args.out), finished_run(args.run_dir)
+    cfg, record = saved_config(run_dir, load_registry())
+    trained_on = cfg.data_options.get("labels")
+    if trained_on and out.resolve() == Path(trained_on).resolve():
+        raise UsageError(
+            f"{run_dir} was trained on the labels in {out}: write the next round to a new file (e.g. --out "
+            f"{out.with_stem(out.stem + '-next')}), so that this run can still be read again"
+        )
     csv_path, sheet, name = suggest(run_dir, args.n, out, args.strategy, args.seed, args.device)
     print(f"{args.n} images to label ({name}): fill in the label column of {csv_path}; thumbnails: {sheet}")
-    cfg, record = saved_config(run_dir)
     given = record["config"].get("data_options", {})
     # a labeled data set cannot take the sheet back: only a folder's run names its next command, with every data
     # option the run was given (paths as the run found them)

@@ -131,7 +131,8 @@ def evaluate_saved_run(
     run_dir: Path, evals: list[str] | str | None, eval_options: dict, device: str | None
 ) -> dict[str, dict[str, float]]:
     """Run ``evals`` (default: the run's own) on the run's encoder; returns their metrics."""
-    cfg, record = build.saved_config(run_dir)
+    registry = load_registry()
+    cfg, record = build.saved_config(run_dir, registry)
     names = list(names_list(evals) or cfg.eval)
     if not names:
         raise UsageError("no evaluator given; pass --eval NAME[,NAME...]")
@@ -142,16 +143,9 @@ def evaluate_saved_run(
     cfg.update(
         {"eval": names, "eval_options": options, **({"device": device} if device else {})}, "command line"
     )
-    registry = load_registry()
     cfg = build.resolve(registry, cfg)
     device_ = build.resolve_device(cfg.device)
     data = build.load_data(registry, cfg, record)
-    recorded = record.get("data", {}).get("labels_sha256")
-    if recorded and recorded != data.labels_digest:
-        raise UsageError(
-            f"the label budget rebuilt from {run_dir / rundir.CONFIG} differs from the run's (the dataset "
-            "changed since); evaluate with the data the run was trained on"
-        )
     encoder = build.trained_encoder(registry, cfg, data.info, run_dir).to(device_)
     pretext = build.trained_pretext(registry, cfg, data.info, run_dir)
     if pretext is not None:

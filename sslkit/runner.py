@@ -49,7 +49,7 @@ def run(
     registry = registry or load_registry()
     chosen = None  # a resumed run's own record: its --select picks are taken, not chosen again
     if resume is not None:
-        cfg, chosen = build.saved_config(resume)
+        cfg, chosen = build.saved_config(resume, registry)
         rundir.refuse_if_in_use(resume)
         if rundir.status(resume) == "finished":
             log(

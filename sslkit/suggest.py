@@ -11,7 +11,6 @@ from pathlib import Path
 import torch
 
 from sslkit import build, rundir
-from sslkit.errors import UsageError
 from sslkit.labeling import choose_in_view, contact_sheet
 from sslkit.registry import load_registry
 from sslkit.util import atomic_write_text, log
@@ -24,12 +23,8 @@ def suggest(
     empty label and the model's guess where the run has a classifier) and its contact sheet; returns their paths
     and the strategy used."""
     registry = load_registry()
-    cfg, record = build.saved_config(run_dir)
+    cfg, record = build.saved_config(run_dir, registry)
     data = build.load_data(registry, cfg, record)
-    if record.get("data", {}).get("labels_sha256") not in (None, data.labels_digest):
-        raise UsageError(
-            f"the labels rebuilt for {run_dir} differ from the run's; the data changed since the run"
-        )
     images = torch.cat([data.labeled.images, data.pool])
     log(f"reading {len(images):,} images with the run's encoder")
     features, probabilities = build.run_view(registry, run_dir, images, build.resolve_device(device))

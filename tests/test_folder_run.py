@@ -98,6 +98,13 @@ def test_labels_from_a_csv_go_straight_back_in(
     assert {r["class"] for r in rows} <= {"a", "b", "c"}
     assert not {r["path"] for r in rows} & set(labeled[:0])
     capsys.readouterr()
+    assert main(["suggest", str(run_dir), "--out", str(sheet)]) == 2  # the run's own labels are kept
+    assert "was trained on the labels in" in capsys.readouterr().err
+    original = sheet.read_text()
+    sheet.write_text(original.replace(",,x", ",a,x", 1))  # one more label: no longer the run's labels
+    assert main(["suggest", str(run_dir), "--out", str(tmp_path / "next.csv")]) == 2
+    assert f"differ from the ones it was trained on: CSV {sheet} changed since" in capsys.readouterr().err
+    sheet.write_text(original)
     assert main([*argv[:-2], "--labels", "500", *RUN, "--out", str(tmp_path)]) == 2
     assert "more than the 12 labeled images" in capsys.readouterr().err
 

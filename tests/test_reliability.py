@@ -236,12 +236,14 @@ def test_a_run_keeps_the_options_it_was_built_with_when_the_recipe_changes_later
     # as if the run had been started when the recipe's default threshold and length were other ones
     record["config"]["pretext_options"] = {}
     record["options"]["pretext"]["threshold"] = 0.7
+    record["options"]["pretext"]["deleted_since"] = 1  # a default of an option the plugin no longer has
     record["config"]["epochs"], record["schedule"]["epochs"] = None, 3
     record["schedule"]["warmup_epochs"] = 0.25  # the recipe's is 0
     (run_dir / rundir.CONFIG).write_text(json.dumps(record))
-    cfg, saved = build.saved_config(run_dir)
     registry = load_registry()
+    cfg, saved = build.saved_config(run_dir, registry)
     assert build.resolve(registry, cfg).pretext_options["threshold"] == 0.7
+    assert "deleted_since" not in cfg.pretext_options
     schedule = build.schedule(registry, build.resolve(registry, cfg), saved["schedule"])
     assert (schedule.epochs, schedule.warmup_epochs) == (3, 0.25)
 

@@ -78,7 +78,7 @@ class Held(NamedTuple):
 def load_run(run_dir: Path) -> Held:
     """Rebuild a finished run's config, dataset bundle and trained encoder from disk (never a download)."""
     registry = load_registry()
-    cfg, record = build.saved_config(run_dir)
+    cfg, record = build.saved_config(run_dir, registry)
     cfg = dataclasses.replace(cfg, download=False)
     data = build.load_data(registry, cfg, record)
     return Held(cfg, data.bundle, build.trained_encoder(registry, cfg, data.info, run_dir))
