@@ -631,10 +631,14 @@ def cmd_ls(args: argparse.Namespace) -> int:
             if isinstance(m.get("accuracy"), float)
         ]
         best = f"{max(scores)[0]:.4f} ({max(scores)[1]})" if scores else ""
-        seconds = sum(r.get("seconds", 0) for r in rundir.read_history(path)) + summary.get("eval_seconds", 0)
-        labels = (
-            cfg.get("labels") if cfg.get("labels_per_class") is None else f"{cfg['labels_per_class']}/class"
-        )
+        stages = (path, path / rundir.PRETRAIN)  # the recipe's pretraining stage counts too
+        seconds = sum(r.get("seconds", 0) for d in stages for r in rundir.read_history(d))
+        seconds += summary.get("eval_seconds", 0)
+        labels = record.get("data", {}).get(
+            "labeled", cfg.get("labels")
+        )  # as used: a folder's "all" is a count
+        if cfg.get("labels_per_class") is not None:
+            labels = f"{cfg['labels_per_class']}/class"
         rows.append(
             (
                 (path / rundir.CONFIG).stat().st_mtime,
