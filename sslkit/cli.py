@@ -510,6 +510,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     if args.format not in FORMATS:
         raise UsageError(f"unknown export format {args.format!r}; supported: {', '.join(FORMATS)}")
+    if args.out and Path(args.out).suffix != f".{args.format}":
+        raise UsageError(f"--out {args.out} would hold an {args.format} model; name it *.{args.format}")
     run_dir = finished_run(args.run_dir)
     run = load_run(run_dir, "cpu")
     out = export_onnx(run.classifier, Path(args.out) if args.out else run_dir / rundir.MODEL_ONNX)

@@ -180,6 +180,7 @@ def test_predict_and_export_refuse_bad_input_in_one_line(
         (["predict", str(digits_run), str(empty), "--top-k", "0"], "--top-k"),
         (["predict", str(tmp_path), str(empty)], "not an sslkit run directory"),
         (["export", str(digits_run), "--format", "tflite"], "supported: onnx"),
+        (["export", str(digits_run), "--out", str(tmp_path / "model.pt")], "name it *.onnx"),
     ]
     for argv, message in cases:
         assert main(argv) == 2
