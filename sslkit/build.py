@@ -148,7 +148,7 @@ def load_data(registry: Registry, cfg: RunConfig, record: dict[str, Any] | None 
         )
     recorded = (record or {}).get("data", {})
     if cfg.select is None:
-        budget = split_budget(train.labels, count, cfg.seed, cfg.labels_per_class)
+        budget = split_budget(train.labels, count, cfg.seed, cfg.labels_per_class, bundle.info.classes)
     elif "selected" in recorded:
         bundle.record.update({key: recorded[key] for key in SELECTION_RECORD if key in recorded})
         budget = LabelBudget.of(torch.tensor(recorded["selected"]), len(train))

@@ -36,6 +36,10 @@ def test_labels_per_class_and_all() -> None:
     assert torch.equal(everything.labeled, torch.arange(60)) and len(everything.unlabeled) == 0
     with pytest.raises(UsageError, match="class 1 has only 15 training images but the budget asks for 16"):
         split_budget(labels_with_counts([20, 15, 20]), None, seed=0, per_class=16)
+    with pytest.raises(UsageError, match="class 'dog' has only 15"):  # named where the classes have names
+        split_budget(
+            labels_with_counts([20, 15, 20]), None, seed=0, per_class=16, names=["cat", "dog", "fox"]
+        )
     with pytest.raises(UsageError, match="labels-per-class must be a positive"):
         split_budget(labels, None, seed=0, per_class=0)
     with pytest.raises(UsageError, match="more than the 60 training images"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -31,9 +32,10 @@ class LabelBudget:
 
 
 def split_budget(
-    labels: Tensor, n_labels: int | None, seed: int, per_class: int | None = None
+    labels: Tensor, n_labels: int | None, seed: int, per_class: int | None = None, names: Sequence[str] = ()
 ) -> LabelBudget:
-    """Pick ``n_labels`` indices balanced over classes (``per_class`` each, if given), seeded.
+    """Pick ``n_labels`` indices balanced over classes (``per_class`` each, if given), seeded; ``names``: the
+    classes' names, for errors.
 
     ``n_labels=None`` (``--labels all``) with no ``per_class`` keeps every label. When ``n_labels`` is not a multiple of the number of classes, the
     remainder goes one each to randomly chosen classes. Multi-label targets (2-D) are drawn uniformly.
@@ -72,8 +74,9 @@ def split_budget(
         for c, q in zip(classes.tolist(), quota.tolist()):
             members = (labels == c).nonzero().flatten()
             if q > len(members):
+                name = repr(names[c]) if c < len(names) else c
                 raise UsageError(
-                    f"class {c} has only {len(members)} training images but the budget asks for {q}; "
+                    f"class {name} has only {len(members)} training images but the budget asks for {q}; "
                     "lower --labels/--labels-per-class"
                 )
             chosen_parts.append(members[torch.randperm(len(members), generator=gen)[:q]])
