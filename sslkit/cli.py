@@ -636,9 +636,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
         stages = (path, path / rundir.PRETRAIN)  # the recipe's pretraining stage counts too
         seconds = sum(r.get("seconds", 0) for d in stages for r in rundir.read_history(d))
         seconds += summary.get("eval_seconds", 0)
-        labels = record.get("data", {}).get(
-            "labeled", cfg.get("labels")
-        )  # as used: a folder's "all" is a count
+        # the labels as used: a folder's "all" as its count
+        labels = record.get("data", {}).get("labeled", cfg.get("labels"))
         if cfg.get("labels_per_class") is not None:
             labels = f"{cfg['labels_per_class']}/class"
         rows.append(
