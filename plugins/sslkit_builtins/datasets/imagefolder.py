@@ -6,9 +6,9 @@ Layout (``unlabeled``, ``test`` and ``train`` are reserved folder names, never c
     DIR/unlabeled/...                              the unlabeled pool, any depth (or unlabeled=PATH elsewhere)
     DIR/test/<class>/...                           the test split (optional); its classes must be labeled ones
 
-``labels=FILE.csv`` (absolute, or relative to the current directory, else to DIR) takes the labels from a CSV instead of class folders: columns
-``path,label`` (others, such as ``guess``, are ignored), paths relative to DIR; a row with an empty label is a pool
-image. Then the classes are the CSV's labels (sorted as text), class folders are not read, and the pool is the
+``labels=FILE.csv`` (absolute, or relative to the current directory, else to DIR) takes the labels from a CSV
+instead of class folders: columns ``path,label`` (others, such as ``guess``, are ignored), paths relative to DIR; a
+row with an empty label is a pool image. Then the classes are the CSV's labels (sorted as text), class folders are not read, and the pool is the
 empty-label rows plus ``DIR/unlabeled/`` (or ``unlabeled=PATH``); images under DIR that the CSV does not name and
 that are not in the pool folder are not used. A file the CSV labels is never in the pool.
 
