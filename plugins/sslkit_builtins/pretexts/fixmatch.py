@@ -115,12 +115,10 @@ def fairness_loss(
         return strong_logits.new_zeros((), dtype=torch.float32)
     probs = strong_logits[keep].float().softmax(1)
     histogram = torch.bincount(probs.argmax(1), minlength=probs.shape[1]).float()
-    histogram = histogram / histogram.sum()
-    # a class absent from the batch gets 0, and no gradient (dividing by its empty bin would give NaN gradients)
-    batch = torch.where(histogram > 0, probs.mean(0) / histogram.clamp_min(1e-6), torch.zeros_like(histogram))
+    present = histogram > 0  # only these: an empty bin would divide by zero (NaN gradients)
+    batch = probs.mean(0)[present] / (histogram[present] / histogram.sum())
     target = class_confidence / label_histogram
-    log_share = torch.where(histogram > 0, torch.log(batch / batch.sum() + 1e-12), torch.zeros_like(batch))
-    return (target / target.sum() * log_share).sum()
+    return (target[present] / target.sum() * torch.log(batch / batch.sum() + 1e-12)).sum()
 
 
 def align_distribution(probs: Tensor, prior: Tensor, running_mean: Tensor) -> Tensor:
