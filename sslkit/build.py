@@ -349,9 +349,9 @@ def schedule(registry: Registry, cfg: RunConfig, recorded: dict[str, Any] | None
 def saved_config(run_dir: Path, registry: Registry) -> tuple[RunConfig, dict[str, Any]]:
     """A run directory's config (as the run resolved it) and its whole ``config.json`` record.
 
-    What the run took from its recipe is taken from the record instead (every pretext option, defaults included,
-    and the schedule): a recipe that changed since (fixmatch's Fashion-MNIST threshold, 2026-12-06) must not
-    change a run that resumes or is read again. So are the data options, as the dataset resolved them (a folder
+    What the run took from its recipe is taken from the record instead (every pretext option, defaults included;
+    its schedule: :func:`schedule` given the record's): a recipe that changed since (fixmatch's Fashion-MNIST
+    threshold, 2026-12-06) must not change a run that resumes or is read again. So are the data options, as the dataset resolved them (a folder
     given relative to the directory the run started in). A recorded default whose option the plugin has since
     dropped is left out (what the run was given is still checked)."""
     record = rundir.read_run_config(run_dir)
@@ -361,9 +361,6 @@ def saved_config(run_dir: Path, registry: Registry) -> tuple[RunConfig, dict[str
             known = registry.get(kind, settings[key]).options
             kept = {name: value for name, value in record["options"][key].items() if name in known}
             settings[f"{key}_options"] = {**settings.get(f"{key}_options", {}), **kept}
-    for key in DEFAULT_RECIPE:
-        if settings.get(key) is None and key in record.get("schedule", {}):
-            settings[key] = record["schedule"][key]
     if settings.get("labels", 0) is None and settings.get("labels_per_class") is None:
         settings["labels"] = (
             "all"  # runs before the default depended on the data recorded every label as null
