@@ -110,7 +110,6 @@ def write_report(
         body="\n".join(body),
     )
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, page)
     return out
 
