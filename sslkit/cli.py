@@ -480,12 +480,13 @@ def cmd_suggest(args: argparse.Namespace) -> int:
 
     if args.n < 1:
         raise UsageError(f"--n must be a positive number of images, got {args.n}")
-    from sslkit.build import saved_config
-    from sslkit.registry import load_registry
+    from sslkit import rundir
 
     out, run_dir = Path(args.out), finished_run(args.run_dir)
-    cfg, record = saved_config(run_dir, load_registry())
-    trained_on = cfg.data_options.get("labels")
+    record = rundir.read_run_config(run_dir)
+    given = record["config"].get("data_options", {})
+    resolved = {**given, **record.get("options", {}).get("data", {})}  # paths as the run found them
+    trained_on = resolved.get("labels")
     if trained_on and out.resolve() == Path(trained_on).resolve():
         raise UsageError(
             f"{run_dir} was trained on the labels in {out}: write the next round to a new file (e.g. --out "
@@ -493,13 +494,13 @@ def cmd_suggest(args: argparse.Namespace) -> int:
         )
     csv_path, sheet, name = suggest(run_dir, args.n, out, args.strategy, args.seed, args.device)
     print(f"{args.n} images to label ({name}): fill in the label column of {csv_path}; thumbnails: {sheet}")
-    given = record["config"].get("data_options", {})
     # a labeled data set cannot take the sheet back: only a folder's run names its next command, with every data
-    # option the run was given (paths as the run found them)
+    # option the run was given
     if "path" in given:
-        options = {**{key: cfg.data_options[key] for key in given}, "labels": csv_path}
+        options = {**{key: resolved[key] for key in given}, "labels": csv_path}
         texts = [f"{key}={str(v).lower() if isinstance(v, bool) else v}" for key, v in options.items()]
-        print(f"then: sslkit run --data {cfg.data} {' '.join(f'--data-opt {shlex.quote(t)}' for t in texts)}")
+        data = record["config"]["data"]
+        print(f"then: sslkit run --data {data} {' '.join(f'--data-opt {shlex.quote(t)}' for t in texts)}")
     return 0
 
 
