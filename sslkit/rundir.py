@@ -290,13 +290,11 @@ def load_classifier_head(run_dir: Path) -> torch.nn.Linear:
 
 def predictions_csv(names: list[str], probs: torch.Tensor, classes: list[str], top_k: int = 2) -> str:
     """CSV text: for each image its name, the predicted class and its probability, then the next ``top_k - 1``
-    classes with theirs (``runner_up``, then ``class_3``...)."""
+    classes with theirs (``class_2``, ``confidence_2``, ...)."""
     k = min(top_k, probs.shape[1])
     header = ["path", "class", "confidence"]
     for rank in range(2, k + 1):
-        header += (
-            ["runner_up", "runner_up_confidence"] if rank == 2 else [f"class_{rank}", f"confidence_{rank}"]
-        )
+        header += [f"class_{rank}", f"confidence_{rank}"]
     top = probs.topk(k, dim=1)
     lines = [csv_row(header)]
     for name, values, index in zip(names, top.values.tolist(), top.indices.tolist()):

@@ -58,8 +58,8 @@ def test_predictions_csv_names_the_class_its_confidence_and_the_runners_up() -> 
         "path": "a.png",
         "class": "dog",
         "confidence": "0.7000",
-        "runner_up": "eel",
-        "runner_up_confidence": "0.2000",
+        "class_2": "eel",
+        "confidence_2": "0.2000",
         "class_3": "cat",
         "confidence_3": "0.1000",
     }
