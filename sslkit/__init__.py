@@ -3,7 +3,7 @@
 What a plugin may use is exported here, and nowhere else is promised to stay put: the contracts
 (:class:`Component`, :class:`Pretext`, :class:`Batch`, :class:`EvalContext`, ...), ``hookimpl``, and the helpers
 ``augment`` (batched augmentations on the device), ``pixel_embedding``, ``mlp_head``, ``make_optimizer``, ``autocast``,
-``gather_with_grad``, ``atomic_write_text`` and ``log``. For notebooks: :func:`run` (``sslkit run`` from Python),
+``gather_with_grad``, ``all_reduce_mean``, ``atomic_write_text`` and ``log``. For notebooks: :func:`run` (``sslkit run`` from Python),
 :func:`load_run` and :func:`load_encoder` (a finished run's trained encoder)."""
 
 from sslkit.blocks import mlp_head, update_average
@@ -11,7 +11,7 @@ from sslkit.build import TrainedRun, load_encoder, load_run
 from sslkit.classifier import Classifier, fold_affine, linear_head
 from sslkit.data import augment
 from sslkit.embedding import pixel_embedding
-from sslkit.engine.distributed import gather_with_grad
+from sslkit.engine.distributed import all_reduce_mean, gather_with_grad
 from sslkit.errors import UsageError
 from sslkit.features import extract_features
 from sslkit.hookspecs import hookimpl
@@ -50,6 +50,7 @@ __all__ = [
     "TrainedRun",
     "UsageError",
     "__version__",
+    "all_reduce_mean",
     "atomic_write_text",
     "augment",
     "autocast",

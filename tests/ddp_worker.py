@@ -1,5 +1,6 @@
 """Run by tests/test_distributed.py under torchrun: one SimCLR step through DistributedDataParallel on this
-rank's half of a fixed batch, with fixed views; rank 0 saves the loss and the averaged gradients."""
+rank's half of a fixed batch, with fixed views, and FreeMatch's thresholds moved by three steps of this rank's half
+of fixed pool probabilities; rank 0 saves the loss, the averaged gradients, the running means and its masks."""
 
 from __future__ import annotations
 
@@ -25,6 +26,18 @@ def fixed_views(batch: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.rand(batch, 1, 28, 28, generator=gen), torch.rand(batch, 1, 28, 28, generator=gen)
 
 
+def freematch(registry, info):
+    encoder = registry.build("encoder", "convnet", 1, 28, options={"width": 8})
+    return registry.build(
+        "pretext", "fixmatch", encoder, info, options={"threshold": "freematch", "graph": "none"}
+    )
+
+
+def fixed_probs(batch: int, steps: int = 3) -> list[torch.Tensor]:
+    gen = torch.Generator().manual_seed(2)
+    return [(4 * torch.randn(batch, len(INFO.classes), generator=gen)).softmax(1) for _ in range(steps)]
+
+
 def main(out: str, batch: int) -> None:
     torch.set_num_threads(1)
     dist.init(torch.device("cpu"))
@@ -36,9 +49,16 @@ def main(out: str, batch: int) -> None:
     model = dist.wrap(pretext, torch.device("cpu"))
     loss = model(Batch(v1[part]))["loss"]
     loss.backward()
+    fixmatch = freematch(registry, INFO)
+    masks = [fixmatch.adaptive_pseudo_labels(probs[part])[1] for probs in fixed_probs(batch)]
     if dist.rank() == 0:
         grads = {n: p.grad for n, p in pretext.named_parameters() if p.grad is not None}
-        torch.save({"loss": loss.detach(), "grads": grads}, out)
+        means = {
+            n: b
+            for n, b in fixmatch.named_buffers()
+            if n in ("confidence", "class_confidence", "label_histogram")
+        }
+        torch.save({"loss": loss.detach(), "grads": grads, "means": means, "masks": masks}, out)
     dist.shutdown()
 
 

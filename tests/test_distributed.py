@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import torch
-from ddp_worker import INFO, build, fixed_views
+from ddp_worker import INFO, build, fixed_probs, fixed_views, freematch
 
 from sslkit.interfaces import Batch
 from sslkit.registry import load_registry
@@ -53,7 +53,9 @@ def _ok(proc: subprocess.Popen) -> str:
     return out
 
 
-def test_simclr_with_gathered_negatives_equals_one_process_with_the_whole_batch(tmp_path: Path) -> None:
+def test_gathered_negatives_and_freematch_means_equal_one_process_with_the_whole_batch(
+    tmp_path: Path,
+) -> None:
     batch = 16
     _ok(_torchrun([str(HERE / "ddp_worker.py"), str(tmp_path / "rank0.pt"), str(batch)]))
     two = torch.load(tmp_path / "rank0.pt", weights_only=True)
@@ -65,6 +67,15 @@ def test_simclr_with_gathered_negatives_equals_one_process_with_the_whole_batch(
     assert torch.allclose(two["loss"], pretext.losses(Batch(v1))["loss"].detach(), atol=1e-6)
     for name, p in pretext.named_parameters():
         assert torch.allclose(two["grads"][name], p.grad, rtol=1e-4, atol=1e-6), name
+
+    # FreeMatch's running means move by the whole step's batch, so rank 0 thresholds as one process would
+    fixmatch = freematch(load_registry(), INFO)
+    masks = [fixmatch.adaptive_pseudo_labels(probs)[1] for probs in fixed_probs(batch)]
+    for name, value in two["means"].items():
+        assert torch.allclose(value, getattr(fixmatch, name), atol=1e-7), name
+    assert all(
+        torch.equal(half, whole[: batch // 2]) for half, whole in zip(two["masks"], masks, strict=True)
+    )
 
 
 def test_two_process_runs_write_one_run_directory_and_resume_after_a_kill(tmp_path: Path) -> None:

@@ -118,6 +118,8 @@ def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
 
 
 def all_reduce_mean(x: torch.Tensor) -> torch.Tensor:
+    """The mean of ``x`` over the ranks (``x`` itself in one process): for running statistics every rank must
+    keep alike. No gradient flows through it."""
     if not active() or world_size() == 1:
         return x
     x = x.clone()

@@ -52,6 +52,7 @@ from sslkit import (
     Pretext,
     Split,
     UsageError,
+    all_reduce_mean,
     augment,
     extract_features,
     hookimpl,
@@ -331,7 +332,7 @@ class FixMatch(Pretext):
         with torch.no_grad():
             probs = weak_logits.softmax(1)
             if self.align:
-                self.prediction_mean.lerp_(probs.mean(0), 0.001)
+                self.prediction_mean.lerp_(all_reduce_mean(probs.mean(0)), 0.001)
                 if self.pool_shares is None:
                     raise RuntimeError("fixmatch's alignment needs prepare() first")
                 probs = align_distribution(probs, self.pool_shares, self.prediction_mean)
@@ -365,13 +366,19 @@ class FixMatch(Pretext):
 
     @torch.no_grad()
     def adaptive_pseudo_labels(self, probs: Tensor) -> tuple[Tensor, Tensor]:
-        """:func:`pseudo_labels` at FreeMatch's class thresholds, after this batch has moved their running means
-        (each rank's own batches under torchrun, as ``align``'s)."""
+        """:func:`pseudo_labels` at FreeMatch's class thresholds, after this batch has moved their running means.
+        Under torchrun the batch is the whole step's, every rank's means averaged (as USB gathers the
+        probabilities), so the ranks keep one set of thresholds: a single process's with the global batch."""
         confidence, labels = probs.max(1)
-        histogram = torch.bincount(labels, minlength=probs.shape[1]).to(probs.dtype)
-        self.confidence.lerp_(confidence.mean(), FREEMATCH_MOMENTUM)
-        self.class_confidence.lerp_(probs.mean(0), FREEMATCH_MOMENTUM)
-        self.label_histogram.lerp_(histogram / histogram.sum(), FREEMATCH_MOMENTUM)
+        classes = probs.shape[1]
+        histogram = torch.bincount(labels, minlength=classes).to(probs.dtype)
+        means = all_reduce_mean(
+            torch.cat([confidence.mean()[None], probs.mean(0), histogram / histogram.sum()])
+        )
+        top, class_means, label_shares = means.split([1, classes, classes])
+        self.confidence.lerp_(top[0], FREEMATCH_MOMENTUM)
+        self.class_confidence.lerp_(class_means, FREEMATCH_MOMENTUM)
+        self.label_histogram.lerp_(label_shares, FREEMATCH_MOMENTUM)
         thresholds = freematch_thresholds(self.confidence, self.class_confidence)
         return labels, (confidence >= thresholds[labels]).to(probs.dtype)
 
