@@ -79,11 +79,13 @@ def _run(
     run_dir: Path | None,
     device: torch.device,
     chosen: dict[str, Any] | None = None,
+    is_stage: bool = False,
 ) -> RunResult:
     """One run, stage by stage: :func:`settle` the config on the data, build the model, open the directory and
     :func:`write_record`, the recipe's :func:`run_stage`, :func:`pretrain`, save the encoder, :func:`assess`
     (evaluators, the classifier kept, the pool's predictions, baselines), :func:`publish`. ``chosen``: a record
-    whose ``--select`` picks this run takes instead of choosing again (a resumed run's own, a stage's parent's)."""
+    whose ``--select`` picks this run takes instead of choosing again (a resumed run's own, a stage's parent's).
+    A recipe's pretraining stage (``is_stage``) keeps its encoder only: the run after it makes the classifier and predictions."""
     torch.manual_seed(cfg.seed)
     rank0 = dist.rank() == 0
     data = build.load_data(registry, cfg, chosen)
@@ -118,7 +120,7 @@ def _run(
             return RunResult(run_dir, {}, history)
         rundir.save_encoder(pretext.encoder, run_dir)
         t0 = time.perf_counter()
-        summary = assess(registry, cfg, pretext, data, device, run_dir)
+        summary = assess(registry, cfg, pretext, data, device, run_dir, keep_classifier=not is_stage)
         summary.update(train_seconds=round(train_seconds, 2), eval_seconds=round(time.perf_counter() - t0, 2))
         publish(run_dir, cfg, summary, steps, quiet, Held(cfg, data.bundle, pretext.encoder))
     return RunResult(run_dir, summary["results"], history, summary.get("baselines", {}))
@@ -222,12 +224,14 @@ def assess(
     data: build.Data,
     device: torch.device,
     run_dir: Path,
+    keep_classifier: bool = True,
 ) -> dict[str, Any]:
     """After training: the evaluators on the test split (none without one, or without labels), the run's
-    classifier kept with the pool's predictions, and the baselines. Returns what ``results.json`` records."""
+    classifier kept with the pool's predictions (``keep_classifier``), and the baselines. Returns what
+    ``results.json`` records."""
     labeled, pool, info = data.labeled, data.pool, data.info
     has_test = len(data.bundle.test) > 0 and len(labeled) > 0
-    if not has_test and len(labeled):
+    if not has_test and len(labeled) and keep_classifier:
         log("[yellow]no test split[/]: the run trains and predicts, but measures no test accuracy")
     heads: dict[str, torch.nn.Module] = {}
     results = (
@@ -238,7 +242,7 @@ def assess(
     summary: dict[str, Any] = {"results": results, "labeled": len(labeled)}
     if len(labeled) == 0:
         log(f"next: sslkit suggest {run_dir} --n 10 --out to-label.csv   (which images to label first)")
-    elif not info.multilabel:
+    elif keep_classifier and not info.multilabel:
         classifier, summary["classifier"] = run_classifier(pretext, data, device, cfg.seed, heads)
         rundir.save_classifier(classifier, summary["classifier"], run_dir)
         if len(pool):
@@ -285,7 +289,7 @@ def run_stage(
         if not quiet:
             log(f"[bold]pretraining stage[/]: {stage.pretext}, {stage.epochs} epoch(s), in {stage_dir}")
         resume = stage_dir if (stage_dir / rundir.CONFIG).exists() else None
-        _run(stage, resume, registry, quiet, stage_dir, device, chosen)
+        _run(stage, resume, registry, quiet, stage_dir, device, chosen, is_stage=True)
     return stage_dir
 
 

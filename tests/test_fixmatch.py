@@ -455,6 +455,9 @@ def test_the_recipes_pretraining_stage_runs_first_is_recorded_and_resumes(
     assert stage_record["config"]["encoder_options"] == {"width": 16, "pool": "avg", "stages": 3, "convs": 2}
     # no fixmatch training: its moving average starts as the stage's encoder, so the saved weights are the stage's
     assert (run_dir / "encoder.safetensors").read_bytes() == (stage / "encoder.safetensors").read_bytes()
+    # the classifier and the pool's predictions are the run's, not the stage's
+    assert [(d / "predictions.csv").exists() for d in (run_dir, stage)] == [True, False]
+    assert [(d / "classifier.safetensors").exists() for d in (run_dir, stage)] == [True, False]
     record = json.loads((run_dir / "config.json").read_text())
     assert record["init"]["pretext"] == "rotation" and record["init"]["run_dir"] == str(stage.resolve())
 
