@@ -2,9 +2,10 @@
 
 What a plugin may use is exported here, and nowhere else is promised to stay put: the contracts
 (:class:`Component`, :class:`Pretext`, :class:`Batch`, :class:`EvalContext`, ...), ``hookimpl``, and the helpers
-``augment`` (batched augmentations on the device), ``pixel_embedding``, ``mlp_head``, ``make_optimizer``, ``autocast``,
-``gather_with_grad``, ``all_reduce_mean``, ``atomic_write_text`` and ``log``. For notebooks: :func:`run` (``sslkit run`` from Python),
-:func:`load_run` and :func:`load_encoder` (a finished run's trained encoder)."""
+``augment`` (batched augmentations on the device), ``pixel_embedding``, ``mlp_head``, ``make_optimizer``,
+``autocast``, ``gather_with_grad``, ``all_reduce_mean``, ``atomic_write_text`` and ``log``. For notebooks:
+:func:`run` (``sslkit run`` from Python), :func:`load_run` and :func:`load_encoder` (a finished run's trained
+encoder)."""
 
 from sslkit.blocks import mlp_head, update_average
 from sslkit.build import TrainedRun, load_encoder, load_run

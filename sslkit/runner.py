@@ -85,7 +85,8 @@ def _run(
     :func:`write_record`, the recipe's :func:`run_stage`, :func:`pretrain`, save the encoder, :func:`assess`
     (evaluators, the classifier kept, the pool's predictions, baselines), :func:`publish`. ``chosen``: a record
     whose ``--select`` picks this run takes instead of choosing again (a resumed run's own, a stage's parent's).
-    A recipe's pretraining stage (``is_stage``) keeps its encoder only: the run after it makes the classifier and predictions."""
+    A recipe's pretraining stage (``is_stage``) keeps its encoder only: the run after it makes the classifier and
+    the predictions."""
     torch.manual_seed(cfg.seed)
     rank0 = dist.rank() == 0
     data = build.load_data(registry, cfg, chosen)
