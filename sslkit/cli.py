@@ -480,27 +480,17 @@ def cmd_suggest(args: argparse.Namespace) -> int:
 
     if args.n < 1:
         raise UsageError(f"--n must be a positive number of images, got {args.n}")
-    from sslkit import rundir
-
-    out, run_dir = Path(args.out), finished_run(args.run_dir)
-    record = rundir.read_run_config(run_dir)
-    given = record["config"].get("data_options", {})
-    resolved = {**given, **record.get("options", {}).get("data", {})}  # paths as the run found them
-    trained_on = resolved.get("labels")
-    if trained_on and out.resolve() == Path(trained_on).resolve():
-        raise UsageError(
-            f"{run_dir} was trained on the labels in {out}: write the next round to a new file (e.g. --out "
-            f"{out.with_stem(out.stem + '-next')}), so that this run can still be read again"
+    made = suggest(finished_run(args.run_dir), args.n, Path(args.out), args.strategy, args.seed, args.device)
+    print(
+        f"{args.n} images to label ({made.strategy}): fill in the label column of {made.csv}; thumbnails: {made.sheet}"
+    )
+    if made.next_options is not None:
+        texts = [
+            f"{key}={str(v).lower() if isinstance(v, bool) else v}" for key, v in made.next_options.items()
+        ]
+        print(
+            f"then: sslkit run --data {made.data} {' '.join(f'--data-opt {shlex.quote(t)}' for t in texts)}"
         )
-    csv_path, sheet, name = suggest(run_dir, args.n, out, args.strategy, args.seed, args.device)
-    print(f"{args.n} images to label ({name}): fill in the label column of {csv_path}; thumbnails: {sheet}")
-    # a labeled data set cannot take the sheet back: only a folder's run names its next command, with every data
-    # option the run was given
-    if "path" in given:
-        options = {**{key: resolved[key] for key in given}, "labels": csv_path}
-        texts = [f"{key}={str(v).lower() if isinstance(v, bool) else v}" for key, v in options.items()]
-        data = record["config"]["data"]
-        print(f"then: sslkit run --data {data} {' '.join(f'--data-opt {shlex.quote(t)}' for t in texts)}")
     return 0
 
 

@@ -7,23 +7,41 @@ beside it when the run has a classifier), so that, filled in, it goes straight b
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import torch
 
 from sslkit import build, rundir
+from sslkit.errors import UsageError
 from sslkit.labeling import choose_in_view, contact_sheet
 from sslkit.registry import load_registry
 from sslkit.util import atomic_write_text, log
 
 
+class Suggestion(NamedTuple):
+    csv: Path
+    sheet: Path
+    strategy: str
+    data: str
+    # the data options of the run that takes the filled CSV back (every one the run was given, as it found them,
+    # labels the CSV); None where the run's data is not a folder, which cannot take the sheet back
+    next_options: dict[str, Any] | None
+
+
 def suggest(
     run_dir: Path, n: int, out: Path, strategy: str = "auto", seed: int | None = None, device: str = "cpu"
-) -> tuple[Path, Path, str]:
+) -> Suggestion:
     """``sslkit suggest``: write the CSV (already labeled images with their labels, then the ``n`` picks with an
-    empty label and the model's guess where the run has a classifier) and its contact sheet; returns their paths
-    and the strategy used."""
+    empty label and the model's guess where the run has a classifier) and its contact sheet. ``out`` may not be
+    the CSV the run was trained on: a run must stay readable."""
     registry = load_registry()
     cfg, record = build.saved_config(run_dir, registry)
+    trained_on = cfg.data_options.get("labels")
+    if trained_on and out.resolve() == Path(trained_on).resolve():
+        raise UsageError(
+            f"{run_dir} was trained on the labels in {out}: write the next round to a new file (e.g. --out "
+            f"{out.with_stem(out.stem + '-next')}), so that this run can still be read again"
+        )
     data = build.load_data(registry, cfg, record)
     images = torch.cat([data.labeled.images, data.pool])
     log(f"reading {len(images):,} images with the run's encoder")
@@ -52,4 +70,8 @@ def suggest(
     sheet = out.with_suffix(".html")
     title = f"{len(rows)} images to label next ({name}, {run_dir.name})"
     atomic_write_text(sheet, contact_sheet(rows, data.pool[picks_in_pool], title, classes))
-    return out, sheet, name
+    given = record["config"].get("data_options", {})
+    next_options = (
+        {**{key: cfg.data_options[key] for key in given}, "labels": out} if "path" in given else None
+    )
+    return Suggestion(out, sheet, name, cfg.data, next_options)
