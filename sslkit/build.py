@@ -351,9 +351,9 @@ def saved_config(run_dir: Path, registry: Registry) -> tuple[RunConfig, dict[str
 
     What the run took from its recipe is taken from the record instead (every pretext option, defaults included;
     its schedule: :func:`schedule` given the record's): a recipe that changed since (fixmatch's Fashion-MNIST
-    threshold, 2026-12-06) must not change a run that resumes or is read again. So are the data options, as the dataset resolved them (a folder
-    given relative to the directory the run started in). A recorded default whose option the plugin has since
-    dropped is left out (what the run was given is still checked)."""
+    threshold, 2026-12-06) must not change a run that resumes or is read again. So are the data options, as the
+    dataset resolved them (a folder given relative to the directory the run started in). A recorded default whose
+    option the plugin has since dropped is left out (what the run was given is still checked)."""
     record = rundir.read_run_config(run_dir)
     settings = dict(record["config"])
     for kind, key in (("dataset", "data"), ("pretext", "pretext")):

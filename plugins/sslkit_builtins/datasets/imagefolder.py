@@ -8,9 +8,10 @@ Layout (``unlabeled``, ``test`` and ``train`` are reserved folder names, never c
 
 ``labels=FILE.csv`` (absolute, or relative to the current directory, else to DIR) takes the labels from a CSV
 instead of class folders: columns ``path,label`` (others, such as ``guess``, are ignored), paths relative to DIR; a
-row with an empty label is a pool image. Then the classes are the CSV's labels (sorted as text), class folders are not read, and the pool is the
-empty-label rows plus ``DIR/unlabeled/`` (or ``unlabeled=PATH``); images under DIR that the CSV does not name and
-that are not in the pool folder are not used. A file the CSV labels is never in the pool.
+row with an empty label is a pool image. Then the classes are the CSV's labels (sorted as text), class folders are
+not read, and the pool is the empty-label rows plus ``DIR/unlabeled/`` (or ``unlabeled=PATH``); images under DIR
+that the CSV does not name and that are not in the pool folder are not used. A file the CSV labels is never in the
+pool.
 
 A folder with no labels yet (only ``DIR/unlabeled/``, a CSV whose labels are all empty, or just image files) is all
 pool: the run trains a label-free method and ``sslkit suggest`` picks the images to label first.
