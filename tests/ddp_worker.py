@@ -26,6 +26,9 @@ def fixed_views(batch: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.rand(batch, 1, 28, 28, generator=gen), torch.rand(batch, 1, 28, 28, generator=gen)
 
 
+FREEMATCH_MEANS = ("confidence", "class_confidence", "label_histogram")  # fixmatch's running-mean buffers
+
+
 def freematch(registry, info):
     encoder = registry.build("encoder", "convnet", 1, 28, options={"width": 8})
     return registry.build(
@@ -53,11 +56,7 @@ def main(out: str, batch: int) -> None:
     masks = [fixmatch.adaptive_pseudo_labels(probs[part])[1] for probs in fixed_probs(batch)]
     if dist.rank() == 0:
         grads = {n: p.grad for n, p in pretext.named_parameters() if p.grad is not None}
-        means = {
-            n: b
-            for n, b in fixmatch.named_buffers()
-            if n in ("confidence", "class_confidence", "label_histogram")
-        }
+        means = {name: getattr(fixmatch, name) for name in FREEMATCH_MEANS}
         torch.save({"loss": loss.detach(), "grads": grads, "means": means, "masks": masks}, out)
     dist.shutdown()
 
