@@ -242,7 +242,7 @@ def assess(
     )
     summary: dict[str, Any] = {"results": results, "labeled": len(labeled)}
     if len(labeled) == 0:
-        log(f"next: sslkit suggest {run_dir} --n 10 --out to-label.csv   (which images to label first)")
+        log(f"next: sslkit suggest {run_dir} --n 20 --out to-label.csv   (which images to label first)")
     elif keep_classifier and not info.multilabel:
         classifier, summary["classifier"] = run_classifier(pretext, data, device, cfg.seed, heads)
         rundir.save_classifier(classifier, summary["classifier"], run_dir)
