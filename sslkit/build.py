@@ -137,7 +137,8 @@ class Data:
 def load_data(registry: Registry, cfg: RunConfig, record: dict[str, Any] | None = None) -> Data:
     """The run's data. ``record``: a saved run's ``config.json``, whose recorded picks (``--select``) are taken
     as they are instead of being chosen again (the same picks: the selection is deterministic, but takes seconds),
-    and whose labels must be the ones rebuilt (resume, eval, suggest and the report read the data again)."""
+    and whose labeled images and class names must be the ones rebuilt (resume, eval, suggest and the report read
+    the data again)."""
     root = Path(cfg.data_root).expanduser() if cfg.data_root else default_data_root()
     bundle = registry.build("dataset", cfg.data, root, cfg.download, options=cfg.data_options)
     train = bundle.train
@@ -166,7 +167,8 @@ def load_data(registry: Registry, cfg: RunConfig, record: dict[str, Any] | None 
         keep = keep.sort().values
         pool, names = pool[keep], [names[i] for i in keep.tolist()]
     labels = "all" if count is None else count
-    if recorded.get("labels_sha256") not in (None, budget.digest):
+    rebuilt = {"labels_sha256": budget.digest, "classes": list(bundle.info.classes)}
+    if any(recorded.get(key) not in (None, value) for key, value in rebuilt.items()):
         source = recorded.get("labels_from", "the data set")
         raise UsageError(
             f"the labels rebuilt for this run differ from the ones it was trained on: {source} changed since; "
@@ -199,14 +201,20 @@ def selected_budget(
     images = bundle.train.images
     earlier, rounds = torch.zeros(0, dtype=torch.int64), []
     source = cfg.select_from
-    before = rundir.read_run_config(Path(source)).get("data", {}) if source else {}
+    source_record = rundir.read_run_config(Path(source)) if source else {}
+    before = source_record.get("data", {})
+    if source and (source_record["config"]["data"], before.get("train")) != (cfg.data, len(images)):
+        raise UsageError(
+            f"--select-from {source} trained on {source_record['config']['data']} ({before.get('train', 0):,} "
+            f"images), this run selects in {cfg.data} ({len(images):,}): give a run on the same data"
+        )
     if "selected" in before:
         earlier = torch.tensor(before["selected"])
         rounds = before.get("selected_rounds", [len(earlier)])
-        if before["train"] != len(images) or len(earlier) >= count:
+        if len(earlier) >= count:
             raise UsageError(
-                f"--select-from {source} chose {len(earlier)} of {before['train']:,} images; a next round needs "
-                f"the same data and more labels (--labels above {len(earlier)}), here {count} of {len(images):,}"
+                f"--select-from {source} chose {len(earlier)} images; a next round needs more labels (--labels "
+                f"above {len(earlier)}), here {count}"
             )
         log(f"round {len(rounds) + 1}: the {len(earlier)} images {source} labeled stay")
     seen_by = f"the pixels and {source}'s features" if source else "the pool's pixels"

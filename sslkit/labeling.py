@@ -41,7 +41,8 @@ def selection_space(images: Tensor, features: Tensor | None = None, label_free: 
     if features is not None:
         weight = LABEL_FREE_FEATURE_WEIGHT if label_free else 1.0
         parts.append(weight * F.normalize(features - features.mean(0), dim=1))
-    return spectral_embedding(F.normalize(torch.cat(parts, 1), dim=1), SPECTRAL_DIMS, SPECTRAL_NEIGHBOURS)
+    dims = max(1, min(SPECTRAL_DIMS, len(images) - 2))  # a folder of a few images has fewer directions
+    return spectral_embedding(F.normalize(torch.cat(parts, 1), dim=1), dims, SPECTRAL_NEIGHBOURS)
 
 
 def choose(
@@ -78,7 +79,9 @@ def checked_selector(
             f"--strategy {AUTO_SELECTOR} (or auto) for the first round"
         )
     if not 0 < n <= available:
-        raise UsageError(f"--n must be between 1 and the {available:,} unlabeled images, got {n}")
+        raise UsageError(
+            f"cannot pick {n} images to label from {available:,} unlabeled ones: ask for 1 to {available:,}"
+        )
     return name, selector
 
 

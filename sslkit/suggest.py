@@ -6,6 +6,7 @@ beside it when the run has a classifier), so that, filled in, it goes straight b
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -33,7 +34,7 @@ def suggest(
 ) -> Suggestion:
     """``sslkit suggest``: write the CSV (already labeled images with their labels, then the ``n`` picks with an
     empty label and the model's guess where the run has a classifier) and its contact sheet. ``out`` may not be
-    the CSV the run was trained on: a run must stay readable."""
+    the CSV the run was trained on (a run must stay readable), nor a sheet holding labels it was not trained on."""
     registry = load_registry()
     cfg, record = build.saved_config(run_dir, registry)
     trained_on = cfg.data_options.get("labels")
@@ -43,29 +44,41 @@ def suggest(
             f"{out.with_stem(out.stem + '-next')}), so that this run can still be read again"
         )
     data = build.load_data(registry, cfg, record)
+    if data.info.multilabel:
+        raise UsageError(
+            f"{cfg.data} is multi-label and the sheet holds one label an image: sslkit suggest needs a run on "
+            "single-label data"
+        )
+    classes = data.info.classes
+    known = dict(zip(data.labeled_names, (classes[int(y)] for y in data.labeled.labels.tolist())))
+    # a folder's labels the run left out (--labels below their count) sit in its pool: still labeled, never picks
+    if data.bundle.labels_given and data.bundle.train_files:
+        folder_labels = zip(data.bundle.train_files, data.bundle.train.labels.tolist())
+        known |= {name: classes[int(y)] for name, y in folder_labels if name not in known}
+    refuse_unread_labels(out, known)
     images = torch.cat([data.labeled.images, data.pool])
     log(f"reading {len(images):,} images with the run's encoder")
     features, probabilities = build.run_view(registry, run_dir, images, build.resolve_device(device))
-    labeled = torch.arange(len(data.labeled))
+    offset = len(data.labeled)
+    held = [offset + i for i, name in enumerate(data.pool_names) if name in known]
+    labeled = torch.cat([torch.arange(offset), torch.tensor(held, dtype=torch.int64)])
     seed = cfg.seed if seed is None else seed
-    classes = data.info.classes
     name, picks = choose_in_view(
         registry, strategy, images, features, probabilities, n, labeled, seed, len(classes) or None
     )
-    picks_in_pool = picks - len(data.labeled)  # the picks never include a labeled image
-    known = [
-        {"path": path, "label": classes[int(y)]}
-        for path, y in zip(data.labeled_names, data.labeled.labels.tolist())
-    ]
+    picks_in_pool = picks - offset  # the picks never include a labeled image
     rows = []
     for p in picks.tolist():
-        row = {"path": data.pool_names[p - len(data.labeled)], "label": ""}
+        row = {"path": data.pool_names[p - offset], "label": ""}
         if probabilities is not None:
             best = probabilities[p].argmax()
             row.update(guess=classes[int(best)], confidence=f"{float(probabilities[p, best]):.2f}")
         rows.append(row)
     columns = ["path", "label", "guess", "confidence"] if probabilities is not None else ["path", "label"]
-    lines = [",".join(columns)] + [rundir.csv_row([r.get(c, "") for c in columns]) for r in known + rows]
+    labels_so_far = [{"path": path, "label": label} for path, label in known.items()]
+    lines = [",".join(columns)] + [
+        rundir.csv_row([r.get(c, "") for c in columns]) for r in labels_so_far + rows
+    ]
     atomic_write_text(out, "\n".join(lines) + "\n")
     sheet = out.with_suffix(".html")
     title = f"{len(rows)} images to label next ({name}, {run_dir.name})"
@@ -75,3 +88,22 @@ def suggest(
         {**{key: cfg.data_options[key] for key in given}, "labels": out} if "path" in given else None
     )
     return Suggestion(out, sheet, name, cfg.data, next_options)
+
+
+def refuse_unread_labels(out: Path, known: dict[str, str]) -> None:
+    """A one-line error where ``out`` already holds labels the run was not trained on (a sheet filled in, not yet
+    trained on): writing the new picks over it would lose them."""
+    if not out.is_file():
+        return
+    with out.open(newline="", encoding="utf-8-sig", errors="replace") as file:
+        filled = [
+            row["path"]
+            for row in csv.DictReader(file)
+            if (row.get("label") or "").strip() and row.get("path")
+        ]
+    new = [path for path in filled if path.strip() not in known]
+    if new:
+        raise UsageError(
+            f"{out} holds {len(new)} label(s) this run was not trained on (e.g. {new[0]}): train on them first "
+            f"(--data-opt labels={out}), or write the new picks elsewhere (--out)"
+        )

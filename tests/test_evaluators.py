@@ -235,6 +235,8 @@ def test_voc_map_end_to_end_from_files_through_the_cli(tmp_path: Path, capsys) -
     defined11 = [v for v in details["ap_11pt"].values() if v is not None]
     assert metrics["mAP_11pt"] == pytest.approx(sum(defined11) / 19)
     assert 0 <= metrics["mAP"] <= 1 and 0 <= metrics["train_mAP"] <= 1
+    assert main(["suggest", str(run_dir), "--out", str(tmp_path / "to-label.csv")]) == 2
+    assert "voc2007 is multi-label" in capsys.readouterr().err
 
     capsys.readouterr()
     assert main([*args[:-1], "2"]) == 2  # two labeled images cannot hold a positive of all 20 classes

@@ -104,7 +104,21 @@ def test_labels_from_a_csv_go_straight_back_in(
     sheet.write_text(original.replace(",,x", ",a,x", 1))  # one more label: no longer the run's labels
     assert main(["suggest", str(run_dir), "--out", str(tmp_path / "next.csv")]) == 2
     assert f"differ from the ones it was trained on: CSV {sheet} changed since" in capsys.readouterr().err
+    sheet.write_text(original.replace(",c,", ",d,"))  # a class renamed: the same labeled rows, another name
+    assert main(["suggest", str(run_dir), "--out", str(tmp_path / "next.csv")]) == 2
+    assert "differ from the ones it was trained on" in capsys.readouterr().err
     sheet.write_text(original)
+    # the six labels the run left out (--labels 6) are still labels: listed with the others, never picked
+    after = tmp_path / "next.csv"
+    assert main(["suggest", str(run_dir), "--n", "5", "--out", str(after)]) == 0
+    rows = list(csv.DictReader(after.open()))
+    assert [r["path"] for r in rows[:12]] != labeled and sorted(r["path"] for r in rows[:12]) == labeled
+    assert all(r["label"] for r in rows[:12]) and len(rows) == 17
+    assert not {r["path"] for r in rows[12:]} & set(labeled)
+    # a sheet filled in but not trained on yet is not written over
+    after.write_text(after.read_text().replace(f"{rows[12]['path']},,", f"{rows[12]['path']},a,", 1))
+    assert main(["suggest", str(run_dir), "--n", "5", "--out", str(after)]) == 2
+    assert "holds 1 label(s) this run was not trained on" in capsys.readouterr().err
     assert main([*argv[:-2], "--labels", "500", *RUN, "--out", str(tmp_path)]) == 2
     assert "more than the 12 labeled images" in capsys.readouterr().err
 
@@ -149,7 +163,7 @@ def test_no_labels_yet_then_suggest_then_the_filled_sheet_goes_back_in(
 
     for bad, message in (
         (["--n", "0"], "--n must be"),
-        (["--n", "5000"], "--n must be between 1 and the 300"),
+        (["--n", "5000"], "cannot pick 5000 images to label from 300 unlabeled ones"),
     ):
         assert main(["suggest", str(run_dir), *bad, "--out", str(tmp_path / "x.csv")]) == 2
         assert message in capsys.readouterr().err

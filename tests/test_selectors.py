@@ -250,6 +250,13 @@ def test_spectral_embedding_refuses_more_dimensions_than_rows() -> None:
         spectral_embedding(torch.randn(10, 3), dims=9)
 
 
+def test_a_folder_of_a_few_images_is_embedded_in_fewer_directions() -> None:
+    from sslkit.labeling import SPECTRAL_DIMS, selection_space
+
+    images = torch.randint(0, 256, (10, 1, 8, 8), dtype=torch.uint8)
+    assert SPECTRAL_DIMS > 8 and selection_space(images, torch.randn(10, 4)).shape == (10, 8)
+
+
 def test_run_select_records_its_picks_and_a_saved_run_reuses_them(tmp_path, monkeypatch, capsys) -> None:
     """`sslkit run --select` on digits: the selector sees pixels only, exactly the picks' labels are revealed and
     recorded; eval and suggest rebuild the run from the recorded picks instead of choosing again."""
@@ -304,3 +311,9 @@ def test_run_select_records_its_picks_and_a_saved_run_reuses_them(tmp_path, monk
         main(["run", "--data", "digits", "--select-from", str(run_dir), "--out", str(tmp_path / "r4")]) == 2
     )
     assert "give --select STRATEGY too" in capsys.readouterr().err
+    record = json.loads((run_dir / "config.json").read_text())
+    record["config"]["data"] = "mnist"  # a run on other data: its picks are not indices into this one
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "config.json").write_text(json.dumps(record))
+    assert main([*args, "--select-from", str(tmp_path / "elsewhere"), "--out", str(tmp_path / "r5")]) == 2
+    assert "trained on mnist (1,300 images), this run selects in digits (1,300)" in capsys.readouterr().err

@@ -8,7 +8,7 @@ covered, the remaining picks are a seeded uniform draw.
 
 δ (``delta=None``): the largest radius whose balls are pure for a fraction ``alpha`` of the pool with respect to
 k-means pseudo-labels (``pseudo_classes`` clusters of the normalized rows; default the paper's, as many as the
-labels' classes where the context knows them (``ctx.classes``), else ``len(labeled) + n``). A
+labels' classes where the context knows them (``ctx.classes``), else ``len(labeled) + n``, at most 500). A
 ball around a row is pure exactly while δ stays at or below the distance to the row's nearest neighbour of another
 pseudo-label, so δ is a quantile of those distances (exact nearest-other searches from up to 10,000 seeded
 rows), with no grid over δ.

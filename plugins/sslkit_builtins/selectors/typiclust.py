@@ -3,11 +3,11 @@
 
 The pool is clustered by k-means (faiss; of 10 runs from seeded greedy k-means++ starts, the lowest inertia) into
 ``len(labeled) + n`` clusters (at most ``max_clusters``); clusters of at most ``min_cluster_size`` images are
-ignored. Each pick goes to the cluster holding the fewest labeled or picked images, the largest first, and takes
-its most typical free image: typicality is the inverse mean Euclidean distance to the ``k`` nearest neighbours
-inside the cluster (``min(k, size // 2)``; the whole cluster, labeled images included, is the density's sample).
-Labels land on dense, representative images spread over the pool, never on outliers. MNIST's 60,000 rows:
-about 3 s per selection of 10 or 20 (one thread of machine E, AVX2).
+passed over while a larger one has a free image. Each pick goes to the cluster holding the fewest labeled or
+picked images, the largest first, and takes its most typical free image: typicality is the inverse mean Euclidean
+distance to the ``k`` nearest neighbours inside the cluster (``min(k, size // 2)``; the whole cluster, labeled
+images included, is the density's sample). Labels land on dense, representative images spread over the pool,
+never on outliers. MNIST's 60,000 rows: about 3 s per selection of 10 or 20 (one thread of machine E, AVX2).
 
 Later rounds (``ctx.probabilities`` given; ``weight="margin"``, or ``"auto"`` from ``UNSURE_FROM`` labels per
 class): among the clusters tied on labeled count, the order is by size times the members' mean uncertainty (1
