@@ -58,6 +58,7 @@ def main(out: str, batch: int) -> None:
         grads = {n: p.grad for n, p in pretext.named_parameters() if p.grad is not None}
         means = {name: getattr(fixmatch, name) for name in FREEMATCH_MEANS}
         torch.save({"loss": loss.detach(), "grads": grads, "means": means, "masks": masks}, out)
+    del model, loss  # DDP holds the process group: freed here, not by the interpreter's teardown (an abort)
     dist.shutdown()
 
 

@@ -6,6 +6,7 @@ One process is the default and costs nothing here: every function falls back to 
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import os
 import warnings
 
@@ -52,10 +53,12 @@ def shutdown(wait_for_peers: bool = True) -> None:
     """Leave the process group, by default together: a rank that tears gloo down while its peer is still working
     can abort with "terminate called without an active exception" (seen under load, about 1 run in 8). A rank
     that failed leaves at once (``wait_for_peers=False``): its peers may be in another collective, and torchrun
-    stops them."""
+    stops them. Garbage is collected first: a DDP wrapper left in a reference cycle holds the process group, and
+    freed only by the interpreter's teardown it aborts the same way."""
     if active():
         if wait_for_peers:
             td.barrier()
+        gc.collect()
         td.destroy_process_group()
 
 
