@@ -55,7 +55,7 @@ def suggest(
     if data.bundle.labels_given and data.bundle.train_files:
         folder_labels = zip(data.bundle.train_files, data.bundle.train.labels.tolist())
         known |= {name: classes[int(y)] for name, y in folder_labels if name not in known}
-    refuse_unread_labels(out, known)
+    refuse_to_write_over_new_labels(out, known)
     images = torch.cat([data.labeled.images, data.pool])
     log(f"reading {len(images):,} images with the run's encoder")
     features, probabilities = build.run_view(registry, run_dir, images, build.resolve_device(device))
@@ -90,7 +90,7 @@ def suggest(
     return Suggestion(out, sheet, name, cfg.data, next_options)
 
 
-def refuse_unread_labels(out: Path, known: dict[str, str]) -> None:
+def refuse_to_write_over_new_labels(out: Path, known: dict[str, str]) -> None:
     """A one-line error where ``out`` already holds labels the run was not trained on (a sheet filled in, not yet
     trained on): writing the new picks over it would lose them."""
     if not out.is_file():
