@@ -97,11 +97,10 @@ def refuse_to_write_over_new_labels(out: Path, known: dict[str, str]) -> None:
         return
     with out.open(newline="", encoding="utf-8-sig", errors="replace") as file:
         filled = [
-            row["path"]
+            ((row.get("path") or "").strip(), (row.get("label") or "").strip())
             for row in csv.DictReader(file)
-            if (row.get("label") or "").strip() and row.get("path")
         ]
-    new = [path for path in filled if path.strip() not in known]
+    new = [path for path, label in filled if path and label and known.get(path) != label]
     if new:
         raise UsageError(
             f"{out} holds {len(new)} label(s) this run was not trained on (e.g. {new[0]}): train on them first "

@@ -112,13 +112,21 @@ def test_labels_from_a_csv_go_straight_back_in(
     after = tmp_path / "next.csv"
     assert main(["suggest", str(run_dir), "--n", "5", "--out", str(after)]) == 0
     rows = list(csv.DictReader(after.open()))
-    assert [r["path"] for r in rows[:12]] != labeled and sorted(r["path"] for r in rows[:12]) == labeled
+    assert sorted(r["path"] for r in rows[:12]) == labeled
     assert all(r["label"] for r in rows[:12]) and len(rows) == 17
     assert not {r["path"] for r in rows[12:]} & set(labeled)
-    # a sheet filled in but not trained on yet is not written over
-    after.write_text(after.read_text().replace(f"{rows[12]['path']},,", f"{rows[12]['path']},a,", 1))
-    assert main(["suggest", str(run_dir), "--n", "5", "--out", str(after)]) == 2
-    assert "holds 1 label(s) this run was not trained on" in capsys.readouterr().err
+    # a sheet filled in (a new label, or one corrected) but not trained on yet is not written over
+    fresh = after.read_text()
+    picked, known = rows[12]["path"], rows[0]
+    other = next(c for c in "abc" if c != known["label"])
+    for edited in (
+        fresh.replace(f"{picked},,", f"{picked},a,", 1),
+        fresh.replace(f"{known['path']},{known['label']},", f"{known['path']},{other},", 1),
+    ):
+        assert edited != fresh
+        after.write_text(edited)
+        assert main(["suggest", str(run_dir), "--n", "5", "--out", str(after)]) == 2
+        assert "holds 1 label(s) this run was not trained on" in capsys.readouterr().err
     assert main([*argv[:-2], "--labels", "500", *RUN, "--out", str(tmp_path)]) == 2
     assert "more than the 12 labeled images" in capsys.readouterr().err
 
