@@ -458,7 +458,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     run.classifier  # noqa: B018  (a run without a classifier stops here, before any decoding)
     paths: list[Path] = []
     for given in args.paths:
-        matches = sorted(glob.glob(given, recursive=True)) if glob.has_magic(given) else [given]
+        literal = Path(given).exists() or not glob.has_magic(
+            given
+        )  # "photo [1].jpg" is a file, not a pattern
+        matches = [given] if literal else sorted(glob.glob(given, recursive=True))
         absent = [m for m in matches if not Path(m).exists()]
         if not matches or absent:
             raise UsageError(f"no such file or folder: {absent[0] if absent else given}")

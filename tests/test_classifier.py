@@ -145,6 +145,10 @@ def test_predict_reads_files_as_the_run_did_and_export_agrees(
     for i in range(12):
         Image.fromarray(bundle.test.images[i, 0].numpy()).save(folder / f"{i:02d}.png")
     (folder / "notes.txt").write_text("not an image")
+    (folder / "00.png").rename(folder / "photo [0].png")  # a name that reads as a glob pattern
+    assert main(["predict", str(digits_run), str(folder / "photo [0].png")]) == 0
+    assert "photo [0].png" in capsys.readouterr().out
+    (folder / "photo [0].png").rename(folder / "00.png")
     assert main(["predict", str(digits_run), str(tmp_path / "new"), "--top-k", "3"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     run = load_run(digits_run)

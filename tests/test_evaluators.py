@@ -283,6 +283,15 @@ def test_imagefolder_splits_per_class_resizes_and_caches(tmp_path: Path, registr
     assert gray.info.in_chans == 1 and (len(gray.train), len(gray.test)) == (15, 6)
 
 
+def test_imagefolder_pool_named_inside_the_folder_is_not_a_class(tmp_path: Path, registry) -> None:
+    make_folder(tmp_path / "pets")
+    make_folder(tmp_path / "pets" / "new", classes=("unsorted",))
+    opts = {"path": "pets", "unlabeled": "new", "image_size": 16}
+    bundle = registry.build("dataset", "imagefolder", tmp_path, False, options=opts)
+    assert bundle.info.classes == ["beagle", "corgi", "pug"] and bundle.labels_given
+    assert bundle.unlabeled is not None and len(bundle.unlabeled) == 5 and len(bundle.train) == 15
+
+
 def test_imagefolder_bad_input_is_one_line(tmp_path: Path, capsys) -> None:
     make_folder(tmp_path / "pets")
     broken = tmp_path / "pets" / "corgi" / "broken.jpg"

@@ -243,8 +243,15 @@ def test_cache_hit_invalidation_damage_and_unwritable(tmp_path: Path, monkeypatc
     bad.write_bytes(b"\xff\xd8 not a jpeg")
     files.append(bad)
     cache = tmp_path / "imgs" / ".sslkit-cache" / "pool-8-RGB.pt"
+    gone = tmp_path / "imgs" / "8.png"  # a dangling link: skipped like a broken file, not a traceback
+    gone.symlink_to(tmp_path / "nowhere.png")
+    files.append(gone)
     first, skipped = load_images(files, 8, "RGB", cache, skip_unreadable=True)
-    assert cache.exists() and skipped == [bad] and len(first) == 6
+    assert cache.exists() and skipped == [bad, gone] and len(first) == 6
+    gone.unlink()
+    files.remove(gone)
+    first, skipped = load_images(files, 8, "RGB", cache, skip_unreadable=True)
+    assert skipped == [bad] and len(first) == 6
     assert not list(cache.parent.glob("*.tmp"))
     saved = torch.load(cache, weights_only=True)
     assert set(saved) == {"key", "images", "skipped"}

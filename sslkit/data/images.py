@@ -290,14 +290,16 @@ def _file_key(files: list[Path], base: Path, size: int, mode: str) -> str:
     lines = []
     for f in files:
         s = os.fspath(f)
-        st = os.stat(s)
+        try:
+            st = os.stat(s)
+            stamp = f"{st.st_size}\0{st.st_mtime_ns}"
+        except OSError:  # a dangling link, a file gone: decoding names it (skipped in a pool, else an error)
+            stamp = "missing"
         folder, name = os.path.split(s)
         rel = folders.get(folder)
         if rel is None:
             rel = folders[folder] = os.path.relpath(folder or os.curdir, base)
-        lines.append(
-            f"{name if rel == os.curdir else os.path.join(rel, name)}\0{st.st_size}\0{st.st_mtime_ns}\n"
-        )
+        lines.append(f"{name if rel == os.curdir else os.path.join(rel, name)}\0{stamp}\n")
     h.update("".join(lines).encode())
     return h.hexdigest()
 

@@ -9,8 +9,8 @@ Layout (``unlabeled``, ``test`` and ``train`` are reserved folder names, never c
 ``labels=FILE.csv`` (absolute, or relative to the current directory, else to DIR) takes the labels from a CSV
 instead of class folders: columns ``path,label`` (others, such as ``guess``, are ignored), paths relative to DIR; a
 row with an empty label is a pool image. Then the classes are the CSV's labels (sorted as text), class folders are
-not read, and the pool is the empty-label rows plus ``DIR/unlabeled/`` (or ``unlabeled=PATH``); images under DIR
-that the CSV does not name and that are not in the pool folder are not used. A file the CSV labels is never in the
+not read, and the pool is the empty-label rows plus ``DIR/unlabeled/`` (or ``unlabeled=PATH``), or, with neither,
+every other image under DIR (the loop ``sslkit suggest`` writes the CSV for). A file the CSV labels is never in the
 pool.
 
 A folder with no labels yet (only ``DIR/unlabeled/``, a CSV whose labels are all empty, or just image files) is all
@@ -44,11 +44,16 @@ from sslkit_builtins.datasets.common import channel_stats
 RESERVED = ("unlabeled", "test", "train")
 
 
-def class_folders(folder: Path) -> dict[str, list[Path]]:
-    """Class name -> its image files (sorted, any depth), for each non-hidden, non-reserved sub-folder."""
-    classes = sorted(
-        d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".") and d.name not in RESERVED
-    )
+def is_class_folder(folder: Path, pool: Path | None) -> bool:
+    """Not hidden, not a reserved name, not the pool's folder."""
+    reserved = folder.name.startswith(".") or folder.name in RESERVED
+    return not reserved and (pool is None or folder.resolve() != pool.resolve())
+
+
+def class_folders(folder: Path, pool: Path | None = None) -> dict[str, list[Path]]:
+    """Class name -> its image files (sorted, any depth), for each non-hidden, non-reserved sub-folder other than
+    the ``pool`` folder (``unlabeled=PATH`` may name one inside ``folder``)."""
+    classes = sorted(d for d in folder.iterdir() if d.is_dir() and is_class_folder(d, pool))
     if not classes:
         raise UsageError(
             f"{folder} has no class sub-folders; expected {folder}/<class>/<image files>, or pass "
@@ -195,8 +200,8 @@ def load(
         subfolders = [d for d in base.iterdir() if d.is_dir() and not d.name.startswith(".")]
         if base == folder and not unlabeled and not subfolders:  # a plain pile of images, no labels yet
             pool_dir = folder
-        no_classes = all(d.name in RESERVED for d in subfolders)
-        labeled = {} if no_classes and pool_dir.is_dir() else class_folders(base)
+        no_classes = not any(is_class_folder(d, pool_dir) for d in subfolders)
+        labeled = {} if no_classes and pool_dir.is_dir() else class_folders(base, pool_dir)
         if not labeled:
             record["labels_from"] = "none yet"
     classes = sorted(labeled)
@@ -256,7 +261,10 @@ def load(
     if not any(train_parts.values()) and not has_pool:
         raise UsageError(f"the train split of {folder} has no images; add images or lower test_fraction")
     if not has_pool and not any(parts["test"].values()):
-        raise UsageError(f"the test split of {folder} has no images; add images or lower test_fraction")
+        raise UsageError(
+            f"the test split of {folder} has no images: a class needs at least 2 images to hold one out; add "
+            f"images, a {folder}/test/<class>/ folder, or an unlabeled pile in {folder}/unlabeled/"
+        )
 
     every = [f for part in parts.values() for files in part.values() for f in files] + pool
     mode = common_mode(every, cache_dir / "grayscale.pt")
