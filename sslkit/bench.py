@@ -111,6 +111,7 @@ def load_suite(path: Path) -> Suite:
     methods = raw.get("methods", {})
     if not isinstance(defaults, dict):
         raise UsageError(f"{where}: [defaults] must be a table of `sslkit run` settings")
+    defaults = _underscored(defaults)
     if not isinstance(methods, dict) or not methods:
         raise UsageError(f"{where}: a suite needs at least one [methods.NAME] table")
     _no_grid_keys(defaults, f"{where} [defaults]")
@@ -123,7 +124,7 @@ def load_suite(path: Path) -> Suite:
             raise UsageError(
                 f"{where}: method name {method!r} may hold only letters, digits, '-', '_' and '+'"
             )
-        settings = dict(settings)
+        settings = _underscored(settings)
         reference = settings.pop("reference", None)
         note = str(settings.pop("reference_note", ""))
         if reference is not None and (isinstance(reference, bool) or not isinstance(reference, (int, float))):
@@ -138,8 +139,39 @@ def load_suite(path: Path) -> Suite:
                     cfg = RunConfig.from_dict(values, source=f"{where} [methods.{method}]")
                     label = "all" if budget == "all" else str(budget)
                     cell = f"{method}-{data}-{label}-s{seed}".replace("/", "_").replace(":", "_")
+                    twin = next((c for c in cells if c.name == cell), None)
+                    if twin is not None:  # one directory, trained twice, counted twice in the mean
+                        raise UsageError(
+                            f"{where}: two cells are named {cell} ({twin.method} and {method}, "
+                            f"{twin.cfg.data} and {data}); remove the repeated seed or label budget, or rename "
+                            "a method"
+                        )
                     cells.append(Cell(cell, method, cfg, reference, note))
+    _check_eval_options(defaults, methods, cells, where)
     return Suite(name, path, cells, tsne_points, str(raw.get("description", "")))
+
+
+def _underscored(settings: dict) -> dict:
+    """A suite's settings with ``-`` in their names read as ``_`` (``eval-options`` as ``eval_options``), as
+    ``sslkit run``'s flags are."""
+    return {key.replace("-", "_"): value for key, value in settings.items()}
+
+
+def _check_eval_options(defaults: dict, methods: dict, cells: list[Cell], where: str) -> None:
+    """Options for an evaluator that no cell runs are a typo, not a setting to drop (where every cell names its
+    evaluators; a recipe's choice is checked by ``sslkit run``'s own rule)."""
+    if any(c.cfg.eval is None for c in cells):
+        return
+    run = {name for c in cells for name in names_list(c.cfg.eval)}
+    given = set(defaults.get("eval_options", {}))
+    for settings in methods.values():
+        given |= set(_underscored(settings).get("eval_options", {}))
+    unused = sorted(given - run)
+    if unused:
+        raise UsageError(
+            f"{where}: eval_options for {', '.join(unused)}, which no cell evaluates (its evaluators: "
+            f"{', '.join(sorted(run))}); fix the name or add it to eval"
+        )
 
 
 def _eval_options(defaults: dict, settings: dict, values: dict) -> dict:
@@ -248,7 +280,12 @@ def run_suite(
         f"{len(todo)} to run ({jobs} at a time) -> {out}"
     )
     failed = _run_parallel(suite, todo, out, jobs) if jobs > 1 else _run_serial(suite, todo, out)
-    result = summarize(suite, cells, out)
+    result = summarize(suite, suite.cells, out)  # the suite's files hold every cell, whichever --only ran
+    if only:  # the table: the groups of the cells asked for (each over all its finished seeds)
+        groups = {(c.method, c.cfg.data, c.labels) for c in cells}
+        names = {c.name for c in cells}
+        result.summary = [r for r in result.summary if (r["method"], r["data"], r["labels"]) in groups]
+        result.cells = [r for r in result.cells if r["cell"] in names]
     result.failed = failed
     print_summary(suite, result)
     if failed:

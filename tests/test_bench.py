@@ -124,6 +124,11 @@ def test_bad_suites_fail_before_any_cell_runs(tmp_path: Path, capsys: pytest.Cap
         "key.toml": ("seed = [0]\n" + TINY, "unknown key(s) seed"),
         "setting.toml": (TINY.replace("epochs = 1", "epochz = 1"), "unknown setting 'epochz'"),
         "labels.toml": (TINY.replace("labels = [100]", "labels = [0]"), "must be a positive integer"),
+        "twice.toml": (TINY.replace("seeds = [0, 1]", "seeds = [0, 1, 1]"), "two cells are named"),
+        "evaltypo.toml": (
+            TINY.replace("linear = { c_grid", "linaer = { c_grid"),
+            "eval_options for linaer, which no cell evaluates",
+        ),
     }
     for name, (text, message) in cases.items():
         (tmp_path / name).write_text(text)
@@ -147,6 +152,22 @@ def test_eval_options_merge_per_evaluator_and_follow_eval(tmp_path: Path) -> Non
     cells = {c.method: c.cfg for c in load_suite(tmp_path / "s.toml").cells}
     assert cells["rotation"].eval_options == {"linear": {"c_grid": [1.0]}}  # finetune is not run there
     assert cells["tuned"].eval_options == {"linear": {"folds": 3}, "finetune": {"steps": 5}}
+    (tmp_path / "h.toml").write_text(
+        text.replace("eval_options = { linear = { folds", "eval-options = { linear = { folds")
+    )
+    hyphen = {c.method: c.cfg for c in load_suite(tmp_path / "h.toml").cells}
+    assert hyphen["tuned"].eval_options == cells["tuned"].eval_options  # spelled as sslkit run's flag
+
+
+def test_only_prints_its_cells_but_the_suites_files_keep_every_cell(
+    finished: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = copy_out(finished, tmp_path)
+    assert main(["bench", str(finished[0]), "--out", str(out), "--only", "*-s0"]) == 0
+    summary = json.loads((out / "results.json").read_text())
+    assert [c["cell"] for c in summary["cells"]] == CELLS
+    (acc,) = [r for r in summary["summary"] if r["metric"] == "accuracy"]
+    assert acc["n"] == 2
 
 
 @pytest.mark.parametrize(

@@ -185,3 +185,13 @@ def test_shares_in_zero_one_are_plotted_apart_from_the_losses() -> None:
     losses, rates = curve_keys(records)
     assert "mask" in rates and "accuracy" in rates
     assert "mask" not in losses and "supervised" in losses
+
+
+def test_tsne_legend_names_every_class_even_one_starting_with_an_underscore(monkeypatch) -> None:
+    from sslkit.report import plots
+
+    legends = []
+    monkeypatch.setattr(plots, "to_uri", lambda fig: legends.append(fig.legends[0]) or "")
+    points = [[0.0, 0.0], [1.0, 1.0], [2.0, 0.5]]
+    plots.tsne_maps({"features": points}, [0, 1, 1], ["_other", "cat"], {"features": 1.0}, 1)
+    assert [t.get_text() for t in legends[0].get_texts()] == ["_other", "cat"]

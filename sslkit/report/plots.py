@@ -193,19 +193,24 @@ def tsne_maps(
     plt = _plt()
     cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
     fig, axes = plt.subplots(1, len(maps), figsize=(5.2 * len(maps), 4.9), squeeze=False)
+    shown: dict[
+        int, Any
+    ] = {}  # class -> an artist, for the legend (labels starting with "_" would be hidden)
     for ax, (name, pts) in zip(axes[0], maps.items()):
         p = np.asarray(pts)
         for c in range(len(classes)):
             sel = y == c
             if sel.any():
-                ax.scatter(p[sel, 0], p[sel, 1], s=5, color=cmap(c % cmap.N), label=classes[c], linewidths=0)
+                shown.setdefault(
+                    c, ax.scatter(p[sel, 0], p[sel, 1], s=5, color=cmap(c % cmap.N), linewidths=0)
+                )
         ax.set_title(f"{titles.get(name, name)}: neighbourhood hit {hits[name]:.3f} (k={k})")
         ax.set_xticks([])
         ax.set_yticks([])
         ax.grid(False)
         for side in ("top", "right"):
             ax.spines[side].set_visible(True)
-    handles, names = axes[0][0].get_legend_handles_labels()
+    handles, names = [shown[c] for c in sorted(shown)], [classes[c] for c in sorted(shown)]
     fig.legend(
         handles, names, loc="lower center", ncol=min(10, len(names)), frameon=False, markerscale=3, fontsize=8
     )
