@@ -62,6 +62,11 @@ def run(
     cfg = build.resolve(registry, cfg)
     device = dist.local_device(build.resolve_device(cfg.device))
     dist.init(device)
+    if cfg.sync_batchnorm and dist.world_size() == 1:
+        raise UsageError(
+            "--sync-batchnorm syncs batch norm between torchrun's processes and this run is one process: drop it, "
+            "or launch with torchrun --nproc-per-node N -m sslkit run ..."
+        )
     try:
         result = _run(cfg, resume, registry, quiet, run_dir, device, chosen)
     except BaseException:

@@ -199,6 +199,7 @@ def test_on_nan_lower_lr_resumes_from_the_checkpoint_with_half_the_rate(tmp_path
     # 12 steps per epoch, one warm-up step, cosine over the other 35: epoch 2's peak is its first step's, halved
     assert metrics[1]["lr"] == pytest.approx(0.5 * 0.001 * 0.5 * (1 + math.cos(math.pi * 11 / 35)))
     assert "linear" in result.results
+    assert load_checkpoint(result.run_dir / "checkpoint.pt")["lr_halvings"] == 1  # a resume goes on from it
 
 
 def test_concurrent_runs_get_their_own_directories_and_a_live_lock_is_refused(tmp_path: Path) -> None:

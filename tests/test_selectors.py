@@ -257,6 +257,14 @@ def test_a_folder_of_a_few_images_is_embedded_in_fewer_directions() -> None:
     assert SPECTRAL_DIMS > 8 and selection_space(images, torch.randn(10, 4)).shape == (10, 8)
 
 
+def test_a_supervised_run_without_labels_trains_the_label_free_method_instead(tmp_path, capsys) -> None:
+    from sslkit.cli import main
+
+    args = ["run", "--data", "digits", "--pretext", "supervised", "--labels", "0", "--epochs", "1"]
+    assert main([*args, "--pool-size", "300", "--tsne-points", "0", "--out", str(tmp_path)]) == 0
+    assert "no labels yet: training rotation (label-free, instead of supervised)" in capsys.readouterr().err
+
+
 def test_run_select_records_its_picks_and_a_saved_run_reuses_them(tmp_path, monkeypatch, capsys) -> None:
     """`sslkit run --select` on digits: the selector sees pixels only, exactly the picks' labels are revealed and
     recorded; eval and suggest rebuild the run from the recorded picks instead of choosing again."""

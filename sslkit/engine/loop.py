@@ -17,6 +17,7 @@ from torch import Tensor
 from sslkit.engine import distributed as dist
 from sslkit.engine.checkpoint import load_checkpoint, save_checkpoint
 from sslkit.engine.scalars import RunFiles, ScalarLog
+from sslkit.errors import UsageError
 from sslkit.interfaces import Batch, Pretext, Split
 from sslkit.util import console, log, training_progress
 
@@ -111,7 +112,7 @@ class Trainer:
             "sums": {k: float(v) for k, v in self.sums.items()},
             "count": self.count,
             "rng": dist.all_gather_object(rng),
-            "lr": self.schedule.lr,
+            "lr_halvings": self.lr_halvings,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -123,10 +124,13 @@ class Trainer:
         self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
         self.sums = {k: torch.tensor(v, dtype=torch.float64) for k, v in state["sums"].items()}
         self.count = state["count"]
+        # --on-nan lower-lr's halvings so far (the schedulers' base rates carry them): a reload never counts back
+        self.lr_halvings = max(self.lr_halvings, state.get("lr_halvings", 0))
         rngs = state["rng"]
         if len(rngs) != self.world:
-            raise ValueError(
-                f"the checkpoint was written by {len(rngs)} process(es), this run has {self.world}"
+            raise UsageError(
+                f"the checkpoint was written by {len(rngs)} process(es) and this run has {self.world}: resume it "
+                f"with as many (torchrun --nproc-per-node {len(rngs)} -m sslkit run --resume RUN_DIR)"
             )
         rng = rngs[self.rank]
         torch.set_rng_state(rng["cpu"])
