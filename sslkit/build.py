@@ -72,7 +72,9 @@ def resolve(registry: Registry, cfg: RunConfig) -> RunConfig:
     given, are the recipe's ``eval``, else linear."""
     registry.get("pretext", cfg.pretext)
     if cfg.init is not None:
-        cfg = dataclasses.replace(cfg, init=str(Path(cfg.init).resolve()))  # recorded so: resumable from anywhere
+        cfg = dataclasses.replace(
+            cfg, init=str(Path(cfg.init).resolve())
+        )  # recorded so: resumable from anywhere
         saved = rundir.read_run_config(Path(cfg.init))["config"]
         if cfg.encoder not in (None, saved["encoder"]):
             raise UsageError(

@@ -52,6 +52,8 @@ def run(
         cfg, chosen = build.saved_config(resume, registry)
         rundir.refuse_if_in_use(resume)
         if rundir.status(resume) == "finished":
+            if not (resume / rundir.REPORT).exists():  # killed while writing its page: the results are there
+                write_run_report(resume, cfg.tsne_points, quiet)
             log(
                 f"{resume} has finished; its results are in {resume / rundir.RESULTS} (`sslkit eval` scores it again)"
             )

@@ -119,6 +119,13 @@ def test_resuming_a_finished_run_does_nothing_and_says_so(result: sslkit.RunResu
     assert main(["run", "--resume", str(result.run_dir)]) == 0
     assert "has finished" in capsys.readouterr().err
     assert {p.name: p.stat().st_mtime_ns for p in result.run_dir.iterdir() if p.is_file()} == before
+    page = result.run_dir / "report.html"
+    kept = page.read_text()
+    page.unlink()  # killed while the page was being written: resuming writes it
+    assert main(["run", "--resume", str(result.run_dir)]) == 0
+    assert (
+        page.exists() and len(page.read_text()) > 0.5 * len(kept) and result.run_dir.name in page.read_text()
+    )
 
 
 def test_a_run_config_json_can_be_given_to_config(result: sslkit.RunResult, tmp_path: Path) -> None:
