@@ -458,9 +458,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     run.classifier  # noqa: B018  (a run without a classifier stops here, before any decoding)
     paths: list[Path] = []
     for given in args.paths:
-        literal = Path(given).exists() or not glob.has_magic(
-            given
-        )  # "photo [1].jpg" is a file, not a pattern
+        # an existing path is taken as given: "photo [1].jpg" is a file, not a pattern
+        literal = Path(given).exists() or not glob.has_magic(given)
         matches = [given] if literal else sorted(glob.glob(given, recursive=True))
         absent = [m for m in matches if not Path(m).exists()]
         if not matches or absent:
