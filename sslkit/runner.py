@@ -61,6 +61,12 @@ def run(
             return RunResult(
                 resume, summary.get("results", {}), rundir.read_history(resume), summary.get("baselines", {})
             )
+    if resume is None and cfg.labels == 0:  # the recipe's evaluators are dropped; asked-for ones are refused
+        given = [flag for flag, value in (("--eval", cfg.eval), ("--eval-opt", cfg.eval_options)) if value]
+        if given:
+            raise UsageError(
+                f"--labels 0 trains label-free and evaluates nothing: drop {' and '.join(given)}, or give labels"
+            )
     cfg = build.resolve(registry, cfg)
     device = dist.local_device(build.resolve_device(cfg.device))
     dist.init(device)

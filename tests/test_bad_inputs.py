@@ -79,6 +79,12 @@ CASES: list[tuple[str, list[str], str, Callable[[Path], list[str]] | None]] = [
     ("negative epochs", ["run", "--epochs", "-1"], "--epochs must be >= 0", None),
     ("negative lr", ["run", "--lr", "-1"], "--lr must be positive", None),
     ("sync batchnorm, one process", ["run", "--sync-batchnorm"], "this run is one process: drop it", None),
+    (
+        "eval without labels",
+        ["run", "--labels", "0", "--eval", "knn"],
+        "evaluates nothing: drop --eval",
+        None,
+    ),
     ("batch size zero", ["run", "--batch-size", "0"], "--batch-size must be positive", None),
     ("bad on-nan choice", ["run", "--on-nan", "retry"], "invalid choice: 'retry'", None),
     ("option without =", ["run", "--pretext-opt", "augment"], "expects KEY=VALUE", None),
