@@ -341,7 +341,8 @@ def pretrain(
             if (run_dir / rundir.CHECKPOINT).exists()
             else "no checkpoint had been written yet"
         )
-        raise UsageError(f"{exc}; {kept}. Start again with a lower --lr, or pass --on-nan lower-lr") from None
+        also = "" if schedule.on_nan == "lower-lr" else ", or pass --on-nan lower-lr"
+        raise UsageError(f"{exc}; {kept}. Start again with a lower --lr{also}") from None
 
 
 def run_settings(resume: str | Path | None = None, quiet: bool = False, **settings: Any) -> RunResult:
