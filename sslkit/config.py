@@ -97,7 +97,8 @@ class RunConfig:
             positive(name, getattr(self, name))
         if self.epochs is not None and self.epochs < 0:
             raise UsageError(
-                f"--epochs must be >= 0 (0: no pretraining, evaluate the encoder as built), got {self.epochs}"
+                f"--epochs must be >= 0 (0: evaluate the encoder as built, after a recipe's pretraining stage "
+                f"unless --no-pretrain), got {self.epochs}"
             )
         if self.weight_decay is not None and self.weight_decay < 0:
             raise UsageError(f"--weight-decay must be >= 0, got {self.weight_decay}")
