@@ -150,7 +150,10 @@ def test_interrupting_before_any_checkpoint_names_the_resume_that_starts_again(
     err = capsys.readouterr().err
     (run_dir,) = (p for p in tmp_path.iterdir() if (p / "config.json").exists())
     assert f"`sslkit run --resume {run_dir}` continues from the start (no checkpoint was written yet)" in err
+    (run_dir / "metrics.jsonl").write_text('{"epoch": 1, "loss": 9.0}\n')  # logged just before the kill
     assert main(["run", "--resume", str(run_dir)]) == 0 and (run_dir / "results.json").exists()
+    epochs = [json.loads(x)["epoch"] for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1]
 
 
 def test_budgets_below_one_label_per_class_are_refused(tmp_path: Path, capsys) -> None:

@@ -152,7 +152,7 @@ class Trainer:
     def resume(self) -> None:
         assert self.checkpoint_path is not None
         self.load_state_dict(load_checkpoint(self.checkpoint_path, map_location="cpu"))
-        self._truncate_metrics()
+        self.truncate_metrics()
 
     # ------------------------------------------------------------------------------------ data
     def epoch_order(self, epoch: int) -> Tensor:
@@ -320,7 +320,7 @@ class Trainer:
         steps = range(epoch * self.steps_per_epoch, (epoch + 1) * self.steps_per_epoch)
         return sch.base_lrs[0] * max(sch.lr_lambdas[0](t) for t in steps)
 
-    def _truncate_metrics(self) -> None:
+    def truncate_metrics(self) -> None:
         """Drop log lines of epochs the checkpoint has not finished (written before a kill, redone on resume)."""
         if not self.files or self.rank != 0:
             return
