@@ -72,9 +72,8 @@ def resolve(registry: Registry, cfg: RunConfig) -> RunConfig:
     given, are the recipe's ``eval``, else linear."""
     registry.get("pretext", cfg.pretext)
     if cfg.init is not None:
-        cfg = dataclasses.replace(
-            cfg, init=str(Path(cfg.init).resolve())
-        )  # recorded so: resumable from anywhere
+        # recorded absolute: the run resumes from any directory
+        cfg = dataclasses.replace(cfg, init=str(Path(cfg.init).resolve()))
         saved = rundir.read_run_config(Path(cfg.init))["config"]
         if cfg.encoder not in (None, saved["encoder"]):
             raise UsageError(
@@ -324,8 +323,9 @@ def pretrain_stage(registry: Registry, cfg: RunConfig) -> RunConfig | None:
 
 def label_free(registry: Registry, cfg: RunConfig) -> RunConfig:
     """``cfg`` for a run with no labels yet: a method that needs labels (semi-supervised, or trained on the
-    labeled images alone) is replaced by its recipe's label-free one (``defaults["without_labels"] = {"pretext": ..., "epochs": ...}``; rotation when it names none), on the
-    same encoder, so that a later run can start from it (``--init``); no evaluators, no baselines."""
+    labeled images alone) is replaced by its recipe's label-free one (``defaults["without_labels"] =
+    {"pretext": ..., "epochs": ...}``; rotation when it names none), on the same encoder, so that a later run
+    can start from it (``--init``); no evaluators, no baselines."""
     factory = registry.get("pretext", cfg.pretext).component.factory
     changes: dict[str, Any] = {"eval": [], "eval_options": {}, "baselines": False, "tsne_points": 0}
     if getattr(factory, "uses_labels", False) or getattr(factory, "trains_on", "pool") == "labeled":

@@ -333,9 +333,7 @@ def pretrain(
     if resume is not None and (run_dir / rundir.CHECKPOINT).exists():
         trainer.resume()
         log(f"resumed at epoch {trainer.epoch + 1}, step {trainer.step_in_epoch}")
-    elif (
-        resume is not None
-    ):  # killed before its first checkpoint: from the start, without the lines logged then
+    elif resume is not None:  # killed before any checkpoint: from the start, minus the lines logged then
         trainer.truncate_metrics()
     try:
         return trainer.fit(), trainer.global_step

@@ -193,9 +193,8 @@ def tsne_maps(
     plt = _plt()
     cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
     fig, axes = plt.subplots(1, len(maps), figsize=(5.2 * len(maps), 4.9), squeeze=False)
-    shown: dict[
-        int, Any
-    ] = {}  # class -> an artist, for the legend (labels starting with "_" would be hidden)
+    # class -> one of its artists, for the legend (matplotlib would hide labels starting with "_")
+    shown: dict[int, Any] = {}
     for ax, (name, pts) in zip(axes[0], maps.items()):
         p = np.asarray(pts)
         for c in range(len(classes)):
