@@ -117,6 +117,7 @@ def load_suite(path: Path) -> Suite:
     _no_grid_keys(defaults, f"{where} [defaults]")
 
     cells = []
+    asked_options = set(defaults.get("eval_options", {}))  # evaluators some eval_options name
     for method, settings in methods.items():
         if not isinstance(settings, dict):
             raise UsageError(f"{where}: methods.{method} must be a table of settings")
@@ -125,6 +126,7 @@ def load_suite(path: Path) -> Suite:
                 f"{where}: method name {method!r} may hold only letters, digits, '-', '_' and '+'"
             )
         settings = _underscored(settings)
+        asked_options |= set(settings.get("eval_options", {}))
         reference = settings.pop("reference", None)
         note = str(settings.pop("reference_note", ""))
         if reference is not None and (isinstance(reference, bool) or not isinstance(reference, (int, float))):
@@ -147,7 +149,7 @@ def load_suite(path: Path) -> Suite:
                             "a method"
                         )
                     cells.append(Cell(cell, method, cfg, reference, note))
-    _check_eval_options(defaults, methods, cells, where)
+    _check_eval_options(asked_options, cells, where)
     return Suite(name, path, cells, tsne_points, str(raw.get("description", "")))
 
 
@@ -157,16 +159,13 @@ def _underscored(settings: dict) -> dict:
     return {key.replace("-", "_"): value for key, value in settings.items()}
 
 
-def _check_eval_options(defaults: dict, methods: dict, cells: list[Cell], where: str) -> None:
-    """Options for an evaluator that no cell runs are a typo, not a setting to drop (where every cell names its
-    evaluators; a recipe's choice is checked by ``sslkit run``'s own rule)."""
+def _check_eval_options(asked: set[str], cells: list[Cell], where: str) -> None:
+    """Options ``asked`` for an evaluator that no cell runs are a typo, not a setting to drop (where every cell
+    names its evaluators; a recipe's choice is checked by ``sslkit run``'s own rule)."""
     if any(c.cfg.eval is None for c in cells):
         return
     run = {name for c in cells for name in names_list(c.cfg.eval)}
-    given = set(defaults.get("eval_options", {}))
-    for settings in methods.values():
-        given |= set(_underscored(settings).get("eval_options", {}))
-    unused = sorted(given - run)
+    unused = sorted(asked - run)
     if unused:
         raise UsageError(
             f"{where}: eval_options for {', '.join(unused)}, which no cell evaluates (its evaluators: "

@@ -50,11 +50,13 @@ def suggest(
             "single-label data"
         )
     classes = data.info.classes
-    known = dict(zip(data.labeled_names, (classes[int(y)] for y in data.labeled.labels.tolist())))
-    # a folder's labels the run left out (--labels below their count) sit in its pool: still labeled, never picks
-    if data.bundle.labels_given and data.bundle.train_files:
-        folder_labels = zip(data.bundle.train_files, data.bundle.train.labels.tolist())
-        known |= {name: classes[int(y)] for name, y in folder_labels if name not in known}
+    # a folder's labels are all kept, the ones the run left out (--labels below their count) too: they sit in
+    # its pool, still labeled, never picks
+    every_label = data.bundle.labels_given and data.bundle.train_files
+    names, ys = (
+        (data.bundle.train_files, data.bundle.train) if every_label else (data.labeled_names, data.labeled)
+    )
+    known = {name: classes[int(y)] for name, y in zip(names, ys.labels.tolist())}
     refuse_to_write_over_new_labels(out, known)
     images = torch.cat([data.labeled.images, data.pool])
     log(f"reading {len(images):,} images with the run's encoder")
